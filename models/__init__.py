@@ -1,0 +1,1 @@
+"""Model building: registry, layers, heads, backbones, the YAML builder and DetectionModel."""

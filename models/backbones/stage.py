@@ -1,0 +1,48 @@
+"""The multi-output stage protocol: a module (typically a whole backbone) that returns several maps.
+
+A stage declares `feature_info`, one FeatureSpec(channels, stride) per output with the stride relative to
+its input, ordered from fine to coarse, before any forward pass. In a YAML layer list it fills consecutive
+slots, one per pyramid level P1, P2, ... (P5 at least); a level it does not produce is an empty slot, so
+`[-1, 1, MobileNetV4ConvSmall, [0.75]]` at index 0 occupies indices 0-4 and the next row is index 5.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from models.layer_spec import FeatureSpec, LayerBuild, LayerContext, instantiate
+
+
+class MultiOutputStage(nn.Module):
+    """Base class of multi-output stages. Constructors take `in_channels` first, then the YAML args."""
+
+    feature_info: list[FeatureSpec]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def out_channels(self) -> list[int]:
+        return [f.channels for f in self.feature_info]
+
+    @property
+    def out_strides(self) -> list[float]:
+        return [float(f.stride) for f in self.feature_info]
+
+    @classmethod
+    def from_config(cls, ctx: LayerContext) -> LayerBuild:
+        args = [ctx.input.channels, *ctx.args]
+        module = instantiate(cls, args)
+        return LayerBuild(module, stage_outputs(module.feature_info, ctx.input), args, multi_output=True)
+
+
+def stage_outputs(feature_info: list[FeatureSpec], input_spec: FeatureSpec) -> list[FeatureSpec]:
+    """Absolute output specs of a stage from its declared (relative) feature_info; checks the declaration."""
+    if not feature_info:
+        raise ValueError("a multi-output stage must declare at least one output in feature_info")
+    strides = [f.stride for f in feature_info]
+    if any(s is None or s <= 0 for s in strides) or strides != sorted(set(strides)):
+        raise ValueError(f"stage outputs must have distinct strides in increasing order, got {strides}")
+    base = input_spec.stride if input_spec.stride is not None else 1.0
+    return [FeatureSpec(int(f.channels), base * f.stride) for f in feature_info]

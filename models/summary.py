@@ -1,0 +1,62 @@
+"""Model size reports: the layer table, parameter counts and GFLOPs (thop, 2 x MACs)."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import torch
+import torch.nn as nn
+
+from models.builder import LayerRecord
+
+
+def count_parameters(module: nn.Module) -> int:
+    """All parameters, frozen ones included (the references count them too)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def layer_table(layers: nn.ModuleList, records: list[LayerRecord]) -> str:
+    """The per-layer table printed by `python models/yolo.py`: index, from, n, params, module, arguments."""
+    lines = [f"{'':>5}{'from':>20}{'n':>4}{'params':>11}  {'module':<24}arguments"]
+    for module, record in zip(layers, records):
+        lines.append(
+            f"{record.label:>5}{str(record.written_from):>20}{record.n:>4}{count_parameters(module):>11,}"
+            f"  {record.name:<24}{_format_args(record.args)}"
+        )
+    return "\n".join(lines)
+
+
+def _format_args(args: list) -> str:
+    text = str([round(a, 4) if isinstance(a, float) else a for a in args])
+    return text if len(text) <= 90 else text[:87] + "..."
+
+
+def gflops(model: nn.Module, imgsz: int | tuple[int, int] = 640, in_channels: int = 3) -> float | None:
+    """GFLOPs (2 x MACs as thop counts) at `imgsz`; None if thop is missing or cannot trace the model.
+
+    Profiled at the model's largest stride and scaled by area, as the reference implementations do: exact for
+    convolutions, and it keeps the profile cheap.
+    """
+    try:
+        import thop
+    except ImportError:
+        return None
+    height, width = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+    stride = max(int(getattr(model, "stride", torch.tensor([32.0])).max()), 32)
+    device = next(model.parameters()).device
+    probe = torch.zeros(1, in_channels, stride, stride, device=device)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            macs = thop.profile(copy.deepcopy(model), inputs=(probe,), verbose=False)[0]
+    except Exception:
+        return None
+    return macs * 2 / 1e9 * (height / stride) * (width / stride)
+
+
+def summary_line(name: str, model: nn.Module, imgsz: int = 640) -> str:
+    """`NAME summary: L layers, P parameters, G GFLOPs` (layers = modules, as the references count)."""
+    flops = gflops(model, imgsz, getattr(model, "in_channels", 3))
+    flops_text = f", {flops:.1f} GFLOPs" if flops is not None else ""
+    return f"{name} summary: {len(list(model.modules()))} layers, {count_parameters(model):,} parameters{flops_text}"

@@ -1,0 +1,1 @@
+"""Shared helpers: box geometry, logging, files, devices."""
