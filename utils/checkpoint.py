@@ -1,0 +1,107 @@
+"""Checkpoint I/O: weights as tensors plus the model YAML, written atomically, read with weights_only=True.
+
+A checkpoint is a plain dict (see `save_checkpoint`), so it loads without unpickling any code and rebuilds
+the model from its own config: no class of ours needs to exist under the same import path.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from models.detection_model import DetectionModel
+
+CHECKPOINT_FORMAT = "yolo-checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable checkpoint of this project."""
+
+
+def _plain(value: Any) -> Any:
+    """Make options safe for weights_only loading: paths to str, tuples to lists, recursively."""
+    if isinstance(value, dict):
+        return {str(k) if not isinstance(k, int) else k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    return str(value)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The DetectionModel inside DDP / DataParallel wrappers."""
+    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
+
+
+def model_state(model: nn.Module) -> dict[str, Any]:
+    """What identifies a model: its config, input channels, fused flag, class names and weights."""
+    model = unwrap_model(model)
+    return {
+        "model_yaml": _plain(model.yaml),
+        "in_channels": int(model.in_channels),
+        "fused": bool(model.is_fused),
+        "names": {int(k): str(v) for k, v in model.names.items()},
+        "model": {k: v.detach().clone().cpu() for k, v in model.state_dict().items()},
+    }
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> Path:
+    """Write a checkpoint atomically (temp file, then rename) so an interrupted save never corrupts `path`.
+
+    `extra` holds training state: ema, ema_updates, optimizer, epoch, best_fitness, train_args, ...
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = {
+        "format": CHECKPOINT_FORMAT,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **model_state(model),
+        **{k: _plain(v) for k, v in extra.items()},
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(ckpt, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint dict with `torch.load(weights_only=True)`; a foreign or corrupt file raises CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a checkpoint of this project (expected format {CHECKPOINT_FORMAT})")
+    return ckpt
+
+
+def model_from_checkpoint(
+    source: str | Path | dict[str, Any], use_ema: bool = True, map_location: str | torch.device = "cpu"
+) -> DetectionModel:
+    """Rebuild the model a checkpoint describes (fused form if it was saved fused) and load its weights.
+
+    The EMA weights are preferred when present, as they are what validation measured.
+    """
+    ckpt = source if isinstance(source, dict) else load_checkpoint(source, map_location)
+    model = DetectionModel(ckpt["model_yaml"], in_channels=ckpt.get("in_channels", 3), fused=ckpt.get("fused", False))
+    weights = ckpt.get("ema") if use_ema and ckpt.get("ema") is not None else ckpt["model"]
+    model.load_state_dict(weights, strict=True)
+    model.names = {int(k): v for k, v in ckpt.get("names", model.names).items()}
+    return model.float()
