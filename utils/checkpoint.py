@@ -59,14 +59,19 @@ def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> Path:
 
     `extra` holds training state: ema, ema_updates, optimizer, epoch, best_fitness, train_args, ...
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ckpt = {
         "format": CHECKPOINT_FORMAT,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **model_state(model),
         **{k: _plain(v) for k, v in extra.items()},
     }
+    return write_checkpoint_file(path, ckpt)
+
+
+def write_checkpoint_file(path: str | Path, ckpt: dict[str, Any]) -> Path:
+    """torch.save to a temp file beside `path`, then rename: readers never see a half-written checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

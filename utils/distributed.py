@@ -1,0 +1,65 @@
+"""Distributed (torchrun) helpers: rank discovery, process-group setup, rank-0 gating."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+import torch.distributed as dist
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", -1))
+
+
+def global_rank() -> int:
+    return int(os.environ.get("RANK", -1))
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", 1))
+
+
+def is_main_process() -> bool:
+    return global_rank() in (-1, 0)
+
+
+def init_distributed(device: torch.device) -> bool:
+    """Join the torchrun process group if launched by torchrun; NCCL on CUDA, gloo on CPU. Returns True if DDP."""
+    if world_size() <= 1 or local_rank() < 0:
+        return False
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+    return True
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def broadcast_flag(flag: bool) -> bool:
+    """Rank 0's flag on every rank (e.g. early stopping decided on rank 0)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    holder = [flag]
+    dist.broadcast_object_list(holder, src=0)
+    return bool(holder[0])
+
+
+def cleanup_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@contextmanager
+def main_process_first() -> Iterator[None]:
+    """Let rank 0 do a step first (e.g. build the label cache) while the others wait, then run it on them."""
+    if not is_main_process():
+        barrier()
+    yield
+    if is_main_process():
+        barrier()
