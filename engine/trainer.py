@@ -222,7 +222,8 @@ class Trainer:
     def _auto_anchor(self, model: DetectionModel) -> None:
         from utils.autoanchor import check_anchors
 
-        label_wh = [labels[:, 3:5] * np.array(shape[::-1]) / max(shape) * self.options.imgsz
+        # labels are normalised to the original (width, height); the network sees it resized to imgsz
+        label_wh = [labels[:, 3:5] * np.asarray(shape, dtype=np.float64) / max(shape) * self.options.imgsz
                     for labels, shape in zip(self.train_set.labels, self.train_set.shapes) if len(labels)]
         if label_wh:
             check_anchors(model, np.concatenate(label_wh), threshold=self.hyp.get("anchor_t", 4.0), imgsz=self.options.imgsz)
