@@ -69,12 +69,13 @@ def load_or_scan(image_files: Sequence[Path], nc: int | None, cache_dir: str | P
                  prefix: str = "") -> ScanResult:
     """The checked dataset, from the label cache when it matches the files, else by scanning (then cached).
 
-    The cache goes next to the labels folder, or into `cache_dir` when that folder is not writable (without
-    a `cache_dir` it is then not saved, with a warning).
+    The cache goes into `cache_dir` when given, else next to the labels folder (`labels/train` ->
+    `labels/train.cache.npz`); when neither is writable it is not saved (with a warning).
     """
     label_dir = label_path_for(image_files[0]).parent
     key = files_hash(image_files, [label_path_for(p) for p in image_files], nc)
-    candidates = [cache_path_for(label_dir)] + ([cache_path_for(label_dir, cache_dir)] if cache_dir else [])
+    # An explicit cache_dir comes first; the labels' folder is the default and the fallback.
+    candidates = ([cache_path_for(label_dir, cache_dir)] if cache_dir else []) + [cache_path_for(label_dir)]
     for path in candidates:
         result = load_cache(path, key)
         if result is not None:
@@ -86,7 +87,7 @@ def load_or_scan(image_files: Sequence[Path], nc: int | None, cache_dir: str | P
     report(result, prefix)
     target = next((p for p in candidates if is_writable_dir(p.parent)), None)
     if target is None:
-        LOGGER.warning(f"{prefix}label cache not saved: {label_dir.parent} is not writable (pass cache_dir)")
+        LOGGER.warning(f"{prefix}label cache not saved: {label_dir.parent} is not writable (pass a cache_dir)")
     else:
         save_cache(target, result, key)
         LOGGER.info(f"{prefix}label cache saved to {target}")
