@@ -151,7 +151,7 @@ class YoloDataset(Dataset):
             image, (h0, w0), (h, w) = self.load_image(index)
             shape = tuple(self.batch_shapes[self.batch_index[index]]) if self.rect else (self.imgsz, self.imgsz)
             image, ratio, (pad_w, pad_h) = letterbox(image, shape, auto=False, scale_up=self.augment)
-            content_w, content_h = int(round(w * ratio)), int(round(h * ratio))
+            content_w, content_h = round(w * ratio), round(h * ratio)
             labels = self._pixel_labels(index, content_w, content_h, pad_w, pad_h)
             shape_info = ((h0, w0), ((content_h / h0, content_w / w0), (pad_w, pad_h)))
             if self.augment:

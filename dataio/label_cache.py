@@ -11,9 +11,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -113,9 +113,8 @@ def load_cache(path: Path, key: str) -> ScanResult | None:
 
 
 def is_writable_dir(directory: Path) -> bool:
-    """True when a file can be created in `directory` (checked by creating one: permission bits can lie)."""
+    """True when a file can be created in the existing `directory` (tried: permission bits can lie)."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory):
             return True
     except OSError:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -73,6 +73,8 @@ def load_or_scan(image_files: Sequence[Path], nc: int | None, cache_dir: str | P
     `labels/train.cache.npz`); when neither is writable it is not saved (with a warning).
     """
     label_dir = label_path_for(image_files[0]).parent
+    if cache_dir is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
     key = files_hash(image_files, [label_path_for(p) for p in image_files], nc)
     # An explicit cache_dir comes first; the labels' folder is the default and the fallback.
     candidates = ([cache_path_for(label_dir, cache_dir)] if cache_dir else []) + [cache_path_for(label_dir)]
@@ -85,6 +87,9 @@ def load_or_scan(image_files: Sequence[Path], nc: int | None, cache_dir: str | P
 
     result = scan_images(image_files, nc, prefix)
     report(result, prefix)
+    if result.counts["labels_missing"] == result.counts["found"]:
+        LOGGER.warning(f"{prefix}no label files at all (looked for e.g. {label_path_for(image_files[0])}): "
+                       f"every image is a background")
     target = next((p for p in candidates if is_writable_dir(p.parent)), None)
     if target is None:
         LOGGER.warning(f"{prefix}label cache not saved: {label_dir.parent} is not writable (pass a cache_dir)")

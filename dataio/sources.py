@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence, Union
 
 from dataio.image_io import IMAGE_SUFFIXES
 
-Source = Union[str, Path, Sequence[Union[str, Path]]]
+Source = str | Path | Sequence[str | Path]  # a runtime alias: Python >= 3.10
 _GLOB_CHARS = set("*?[")
 
 

@@ -86,7 +86,7 @@ def make_synthetic_dataset(
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
         for k in range(count):
             aspect = aspect_ratios[k % len(aspect_ratios)]
-            width, height = (imgsz, int(round(imgsz / aspect))) if aspect >= 1 else (int(round(imgsz * aspect)), imgsz)
+            width, height = (imgsz, round(imgsz / aspect)) if aspect >= 1 else (round(imgsz * aspect), imgsz)
             image, labels = draw_synthetic_image(rng, width, height, nc, objects, noise)
             cv2.imwrite(str(root / "images" / split / f"{split}_{k:03d}.png"), image[:, :, ::-1])
             write_label_file(root / "labels" / split / f"{split}_{k:03d}.txt", labels)

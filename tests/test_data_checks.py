@@ -46,7 +46,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     good = _colour_image()
     _write(root, "good.jpg", good, GOOD_LABEL)
     _write(root, "zero.jpg", b"", GOOD_LABEL)
-    ok, encoded = cv2.imencode(".jpg", (np.random.default_rng(0).random((96, 96, 3)) * 255).astype(np.uint8))
+    _ok, encoded = cv2.imencode(".jpg", (np.random.default_rng(0).random((96, 96, 3)) * 255).astype(np.uint8))
     _write(root, "truncated.jpg", encoded.tobytes()[: len(encoded) // 2], GOOD_LABEL)
     _write(root, "notimage.png", b"this is a text file, not a PNG\n" * 20, GOOD_LABEL)
     _write(root, "class.jpg", good, "0 0.5 0.5 0.2 0.2\n3 0.3 0.3 0.1 0.1\n")
@@ -165,3 +165,13 @@ def test_grayscale_rgba_16bit(corpus: Path) -> None:
     expected = np.round(raw.astype(np.float64) * 255 / 65535)
     assert np.abs(deep[..., 0].astype(np.float64) - expected).max() <= 0.5
     assert deep.min() == 0 and deep.max() == 255  # full range kept
+
+
+def test_check_cli_reports_and_fails_on_skips(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from dataio.check import main
+
+    data = tmp_path / "corpus.yaml"
+    data.write_text(f"path: {corpus}\nval: images\nnames: [a, b, c]\n")
+    assert main([str(data), "--cache-dir", str(tmp_path / "cache")]) == 1
+    out = capsys.readouterr().out
+    assert "val: 17 images: 9 usable" in out and "truncated.jpg: corrupt or truncated image" in out
