@@ -167,7 +167,7 @@ def test_loader_is_a_function_of_seed_and_epoch(data_yaml: Path) -> None:
     assert [b[2] for b in first] != [b[2] for b in _batches(loader, 2)]
     # Worker processes give exactly the same batches as the main process.
     parallel = build_dataloader(dataset, batch_size=4, workers=2, shuffle=True, seed=3)
-    assert parallel.num_workers == 2
+    assert parallel.num_workers >= 1  # capped by the CPU count
     assert _same(first, _batches(parallel, 1))
     # A fresh dataset and loader (as after a resume) reproduce epoch 1 without replaying epoch 0.
     fresh = YoloDataset(load_data_config(data_yaml).train, imgsz=IMGSZ, augment=True, nc=3, seed=3,
