@@ -1,0 +1,272 @@
+"""The YOLO dataset: checked images and labels, loaded, augmented and letterboxed into network inputs."""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from dataio.augment import (
+    augment_hsv,
+    flip_lr,
+    flip_ud,
+    mixup,
+    mosaic4,
+    random_mosaic_centre,
+    random_perspective,
+)
+from dataio.image_io import read_image
+from dataio.label_checks import Problem
+from dataio.rect import aspect_order, rect_batch_shapes
+from dataio.scan import load_or_scan
+from dataio.sources import DatasetSourceError, Source, list_images
+from utils.letterbox import PAD_COLOR, letterbox
+from utils.logging import LOGGER
+
+# Used for keys a `hyp` dict leaves out (the values of data/hyps/hyp.scratch-*.yaml).
+DEFAULT_AUGMENTATION = {
+    "hsv_h": 0.015, "hsv_s": 0.7, "hsv_v": 0.4,
+    "degrees": 0.0, "translate": 0.1, "scale": 0.5, "shear": 0.0, "perspective": 0.0,
+    "flipud": 0.0, "fliplr": 0.5, "mosaic": 1.0, "mixup": 0.0,
+}
+
+# (original (h0, w0), ((ratio_h, ratio_w), (pad_w, pad_h))), or None for a mosaic (no single original).
+ShapeInfo = tuple[tuple[int, int], tuple[tuple[float, float], tuple[float, float]]] | None
+
+
+class YoloDataset(Dataset):
+    """Images and YOLO labels of one split, checked once (see `dataio.label_checks`) and cached.
+
+    An item is `(image, labels, path, shape_info)`: image a uint8 (3, H, W) RGB tensor; labels a float32
+    (n, 6) tensor `0, cls, x, y, w, h` normalised to that image (column 0 is filled with the index in the
+    batch by `collate_fn`); shape_info maps boxes back to the original image (None for mosaics).
+
+    Attributes the trainer uses: `labels` (per image (n, 5) float32 `cls, x, y, w, h` normalised to the
+    original image), `shapes` ((N, 2) int, original **(width, height)** after EXIF orientation),
+    `image_files`, `label_files`, `problems` (every problem found by the checks), `counts`.
+
+    Augmentation randomness comes from a generator seeded with (seed, epoch, index) only, so an item is the
+    same whenever it is asked for with the same `set_epoch`, in any worker and after any resume.
+    With `rect=True` images are reordered by aspect ratio and letterboxed per batch of `batch_size` to a
+    stride-multiple shape: iterate in order (no shuffle) with the same batch size.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        imgsz: int = 640,
+        augment: bool = False,
+        hyp: dict[str, Any] | None = None,
+        rect: bool = False,
+        stride: int = 32,
+        batch_size: int = 16,
+        pad: float = 0.0,
+        single_cls: bool = False,
+        nc: int | None = None,
+        cache_dir: str | Path | None = None,
+        cache_images: bool = False,
+        seed: int = 0,
+        prefix: str = "",
+    ) -> None:
+        if imgsz % stride:
+            raise ValueError(f"imgsz={imgsz} must be a multiple of stride={stride}")
+        self.imgsz, self.stride, self.augment, self.rect = int(imgsz), int(stride), augment, rect
+        self.batch_size, self.pad, self.seed, self.prefix = batch_size, pad, int(seed), prefix
+        self.hyp = {**DEFAULT_AUGMENTATION, **{k: v for k, v in (hyp or {}).items() if k in DEFAULT_AUGMENTATION}}
+        self.epoch = 0
+        self._mosaic_closed = False
+
+        scan = load_or_scan(list_images(source), nc, cache_dir, prefix)
+        if not scan.image_files:
+            raise DatasetSourceError(f"{prefix}no usable images in {source}: all {scan.counts['found']} were "
+                                     f"skipped (see the problems listed above)")
+        self.image_files: list[str] = scan.image_files
+        self.label_files: list[str] = scan.label_files
+        self.labels: list[np.ndarray] = [x.copy() for x in scan.labels]
+        self.shapes: np.ndarray = scan.shapes
+        self.problems: list[Problem] = scan.problems
+        self.counts: dict[str, int] = scan.counts
+        if single_cls:
+            for x in self.labels:
+                x[:, 0] = 0
+
+        self.batch_index = self.batch_shapes = None
+        if rect:
+            order = aspect_order(self.shapes)
+            self.image_files = [self.image_files[i] for i in order]
+            self.label_files = [self.label_files[i] for i in order]
+            self.labels = [self.labels[i] for i in order]
+            self.shapes = self.shapes[order]
+            self.batch_index, self.batch_shapes = rect_batch_shapes(self.shapes, batch_size, self.imgsz, stride, pad)
+
+        self._images: list[np.ndarray] | None = None
+        if cache_images:
+            self._cache_images()
+
+    # -- the trainer's controls -------------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose augmentations `__getitem__` draws (part of every item's seed)."""
+        self.epoch = int(epoch)
+
+    def close_mosaic(self) -> None:
+        """Stop mosaic (and mixup, which blends mosaics) for the remaining epochs; other augmentations stay.
+
+        State, not a function of the epoch: a trainer resuming inside the last N epochs calls it again.
+        """
+        if not self._mosaic_closed and self.mosaic_enabled:
+            LOGGER.info(f"{self.prefix}closing mosaic (and mixup) for the last epochs")
+        self._mosaic_closed = True
+
+    @property
+    def mosaic_enabled(self) -> bool:
+        return self.augment and not self.rect and not self._mosaic_closed and self.hyp["mosaic"] > 0
+
+    def rng_for(self, index: int) -> np.random.Generator:
+        """The generator of item `index` in the current epoch."""
+        return np.random.default_rng([self.seed, self.epoch, int(index)])
+
+    # -- items --------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.image_files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, str, ShapeInfo]:
+        index = int(index)
+        rng = self.rng_for(index)
+        hyp = self.hyp
+        shape_info: ShapeInfo = None
+        # Draw the mosaic decision even when augmentation is off so the draw sequence does not depend on it.
+        use_mosaic = rng.random() < hyp["mosaic"] and self.mosaic_enabled
+        if use_mosaic:
+            image, labels = self._load_mosaic(index, rng)
+            if rng.random() < hyp["mixup"]:
+                image, labels = mixup(image, labels, *self._load_mosaic(int(rng.integers(len(self))), rng), rng)
+        else:
+            image, (h0, w0), (h, w) = self.load_image(index)
+            shape = tuple(self.batch_shapes[self.batch_index[index]]) if self.rect else (self.imgsz, self.imgsz)
+            image, ratio, (pad_w, pad_h) = letterbox(image, shape, auto=False, scale_up=self.augment)
+            content_w, content_h = round(w * ratio), round(h * ratio)
+            labels = self._pixel_labels(index, content_w, content_h, pad_w, pad_h)
+            shape_info = ((h0, w0), ((content_h / h0, content_w / w0), (pad_w, pad_h)))
+            if self.augment:
+                image, labels = random_perspective(
+                    image, labels, rng, hyp["degrees"], hyp["translate"], hyp["scale"], hyp["shear"],
+                    hyp["perspective"],
+                )
+        if self.augment:
+            image = augment_hsv(image, rng, hyp["hsv_h"], hyp["hsv_s"], hyp["hsv_v"])
+            if rng.random() < hyp["flipud"]:
+                image, labels = flip_ud(image, labels)
+            if rng.random() < hyp["fliplr"]:
+                image, labels = flip_lr(image, labels)
+
+        targets = torch.from_numpy(_normalised_targets(labels, image.shape[1], image.shape[0]))
+        chw = torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1].transpose(2, 0, 1)))  # BGR HWC -> RGB CHW
+        return chw, targets, self.image_files[index], shape_info
+
+    def load_image(self, index: int) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
+        """Image `index` as BGR resized so its long side is imgsz; its original and resized (h, w)."""
+        if self._images is not None:
+            image = self._images[index]
+            w0, h0 = self.shapes[index]
+            return image, (int(h0), int(w0)), image.shape[:2]
+        return self._read_resized(index)
+
+    def _read_resized(self, index: int) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
+        image = read_image(self.image_files[index])
+        h0, w0 = image.shape[:2]
+        ratio = self.imgsz / max(h0, w0)
+        if ratio != 1:
+            # Area averaging when shrinking for evaluation (no aliasing); bilinear otherwise (speed, and the
+            # augmentations resample anyway).
+            interpolation = cv2.INTER_LINEAR if (self.augment or ratio > 1) else cv2.INTER_AREA
+            size = (min(math.ceil(w0 * ratio), self.imgsz), min(math.ceil(h0 * ratio), self.imgsz))
+            image = cv2.resize(image, size, interpolation=interpolation)
+        return image, (h0, w0), image.shape[:2]
+
+    def _cache_images(self) -> None:
+        with ThreadPoolExecutor(4) as pool:
+            loaded = pool.map(lambda i: self._read_resized(i)[0], range(len(self)))
+            self._images = list(tqdm(loaded, total=len(self), desc=f"{self.prefix}caching images", leave=False))
+        gigabytes = sum(x.nbytes for x in self._images) / 1e9
+        LOGGER.info(f"{self.prefix}cached {len(self)} images in RAM ({gigabytes:.2f} GB)")
+
+    def _pixel_labels(self, index: int, width: float, height: float, pad_w: float, pad_h: float) -> np.ndarray:
+        """Labels of image `index` as (n, 5) `cls, x1, y1, x2, y2` in pixels of an image drawn `width` x
+        `height` at offset (pad_w, pad_h)."""
+        lab = self.labels[index]
+        out = np.zeros((len(lab), 5), dtype=np.float64)
+        out[:, 0] = lab[:, 0]
+        out[:, 1] = (lab[:, 1] - lab[:, 3] / 2) * width + pad_w
+        out[:, 2] = (lab[:, 2] - lab[:, 4] / 2) * height + pad_h
+        out[:, 3] = (lab[:, 1] + lab[:, 3] / 2) * width + pad_w
+        out[:, 4] = (lab[:, 2] + lab[:, 4] / 2) * height + pad_h
+        return out
+
+    def _load_mosaic(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Mosaic of image `index` and three random others, warped and cropped to imgsz x imgsz."""
+        size = self.imgsz
+        centre = random_mosaic_centre(size, rng)
+        images, labels = [], []
+        for i in [index, *rng.integers(0, len(self), 3).tolist()]:
+            image, _, (h, w) = self.load_image(i)
+            images.append(image)
+            labels.append(self._pixel_labels(i, w, h, 0, 0))
+        canvas, labels = mosaic4(images, labels, size, centre)
+        hyp = self.hyp
+        return random_perspective(
+            canvas, labels, rng, hyp["degrees"], hyp["translate"], hyp["scale"], hyp["shear"], hyp["perspective"],
+            border=(-(size // 2), -(size // 2)),
+        )
+
+    # -- batching -----------------------------------------------------------------------------------------
+    @staticmethod
+    def collate_fn(batch: list[tuple[torch.Tensor, torch.Tensor, str, ShapeInfo]]
+                   ) -> tuple[torch.Tensor, torch.Tensor, list[str], list[ShapeInfo]]:
+        """Stack items into `(images (B, 3, H, W) uint8, targets (M, 6), paths, shapes)`; column 0 of the
+        targets is the image's index in the batch.
+
+        Items of different sizes (e.g. rect batches split across ranks) are padded at the bottom/right to
+        the largest, and their normalised targets rescaled to the padded size.
+        """
+        images, labels, paths, shapes = zip(*batch)
+        height = max(im.shape[1] for im in images)
+        width = max(im.shape[2] for im in images)
+        targets = []
+        padded = []
+        for i, (image, lab) in enumerate(zip(images, labels)):
+            lab = lab.clone()
+            lab[:, 0] = i
+            h, w = image.shape[1:]
+            if (h, w) != (height, width):
+                canvas = image.new_full((3, height, width), PAD_COLOR[0])
+                canvas[:, :h, :w] = image
+                image = canvas
+                lab[:, [2, 4]] *= w / width
+                lab[:, [3, 5]] *= h / height
+            padded.append(image)
+            targets.append(lab)
+        return torch.stack(padded), torch.cat(targets), list(paths), list(shapes)
+
+
+def _normalised_targets(labels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(n, 5) pixel `cls x1 y1 x2 y2` -> (n, 6) `0 cls x y w h` normalised to (width, height), clipped to the
+    image; boxes left with no area are dropped."""
+    boxes = labels[:, 1:5].copy()
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    boxes, classes = boxes[keep], labels[keep, 0]
+    out = np.zeros((len(boxes), 6), dtype=np.float32)
+    out[:, 1] = classes
+    out[:, 2] = (boxes[:, 0] + boxes[:, 2]) / 2 / width
+    out[:, 3] = (boxes[:, 1] + boxes[:, 3]) / 2 / height
+    out[:, 4] = (boxes[:, 2] - boxes[:, 0]) / width
+    out[:, 5] = (boxes[:, 3] - boxes[:, 1]) / height
+    return out
