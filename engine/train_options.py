@@ -33,6 +33,7 @@ class TrainOptions:
     single_cls: bool = False
     sync_bn: bool = False
     workers: int = 2
+    cache: str = "auto"  # keep decoded, resized images in RAM: auto (when under 1 GB), ram, none
     device: str = ""  # "", "cpu", "0", "0,1", "cuda:0"
     project: str = "runs/train"
     name: str = "exp"
@@ -81,6 +82,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     p.add_argument("--rect", action="store_true", help="rectangular training batches")
     p.add_argument("--single-cls", action="store_true", help="train all classes as one")
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under DDP")
+    p.add_argument("--cache", choices=("auto", "ram", "none"), default=defaults.cache,
+                   help="keep resized images in RAM (auto: when the split needs under 1 GB)")
     p.add_argument("--workers", type=int, default=defaults.workers, help="data loader workers per process")
     p.add_argument("--device", default=defaults.device, help="cpu, 0, 0,1 or cuda:0 (default: CUDA if available)")
     p.add_argument("--project", default=defaults.project)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import resource
 import time
 from collections import defaultdict
@@ -124,6 +123,7 @@ class Trainer:
             self.train_set = YoloDataset(
                 self.data.train, imgsz=o.imgsz, augment=True, hyp=self.hyp, rect=o.rect, stride=stride,
                 batch_size=self.batch_per_process, single_cls=o.single_cls, nc=nc, seed=o.seed, prefix="train: ",
+                cache_images=self._cache_images(self.data.train),
             )
         self.train_loader = build_dataloader(
             self.train_set, self.batch_per_process, workers=o.workers, shuffle=not o.rect,
@@ -134,9 +134,17 @@ class Trainer:
             self.val_set = YoloDataset(
                 self.data.val, imgsz=o.imgsz, augment=False, rect=True, stride=stride,
                 batch_size=self.batch_per_process * 2, pad=0.5, single_cls=o.single_cls, nc=nc, seed=o.seed,
-                prefix="val: ",
+                prefix="val: ", cache_images=self._cache_images(self.data.val),
             )
             self.val_loader = build_dataloader(self.val_set, self.batch_per_process * 2, workers=o.workers, shuffle=False)
+
+    def _cache_images(self, source: Any) -> bool:
+        """--cache ram/none, or auto: keep resized images in RAM when the split needs under 1 GB for it."""
+        if self.options.cache != "auto":
+            return self.options.cache == "ram"
+        from dataio.sources import list_images
+
+        return len(list_images(source)) * self.options.imgsz**2 * 3 < 1e9
 
     def _build_model(self) -> DetectionModel:
         o = self.options
@@ -300,11 +308,8 @@ class Trainer:
         o = self.options
         model = self.model
         model.train()
-        if hasattr(self.train_loader.sampler, "set_epoch"):
-            self.train_loader.sampler.set_epoch(epoch)
-        self.train_set.set_epoch(epoch)
-        if epoch == o.epochs - o.close_mosaic and o.close_mosaic > 0:
-            LOGGER.info("Closing mosaic augmentation for the final epochs")
+        self.train_loader.set_epoch(epoch)
+        if o.close_mosaic > 0 and epoch >= o.epochs - o.close_mosaic:  # state: re-applied after a resume
             self.train_set.close_mosaic()
         mean_losses = torch.zeros(len(self.loss_fn.names), device=self.device)
         self.optimizer.zero_grad()
@@ -360,15 +365,11 @@ class Trainer:
             self.ema.update(self.model)
 
     def _rescale_batch(self, images: torch.Tensor, epoch: int, index: int) -> torch.Tensor:
-        """Multi-scale: a size in [0.5, 1.5] x imgsz, a multiple of the stride, drawn from (seed, epoch, batch)."""
+        """Multi-scale training: the size depends only on (seed, epoch, batch), so resume stays exact."""
+        from dataio.multiscale import random_rescale_batch
+
         stride = int(unwrap_model(self.model).stride.max())
-        rng = np.random.default_rng([self.options.seed, epoch, index])
-        size = int(rng.uniform(self.options.imgsz * 0.5, self.options.imgsz * 1.5 + stride)) // stride * stride
-        factor = size / max(images.shape[2:])
-        if factor == 1:
-            return images
-        new_shape = [math.ceil(x * factor / stride) * stride for x in images.shape[2:]]
-        return nn.functional.interpolate(images, size=new_shape, mode="bilinear", align_corners=False)
+        return random_rescale_batch(images, self.options.imgsz, stride, seed=(self.options.seed, epoch, index))
 
     # ------------------------------------------------------------------ validation, saving
     def _validate(self, final_epoch: bool) -> tuple[dict[str, float], list[float]]:
