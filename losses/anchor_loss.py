@@ -72,6 +72,12 @@ class AnchorLoss(DetectionLoss):
         """(levels, anchors, 2) anchors in grid units of their level."""
         return self.head.anchors / self.head.stride.view(-1, 1, 1)
 
+    def class_targets(self, classes: torch.Tensor) -> torch.Tensor:
+        """(n, nc) BCE targets of matched predictions: (1 - eps/2) for the box's class, eps/2 elsewhere."""
+        targets = torch.full((len(classes), self.nc), self.cls_negative, device=classes.device)
+        targets[torch.arange(len(classes), device=classes.device), classes] = self.cls_positive
+        return targets
+
     def __call__(self, raw_preds: list[torch.Tensor], targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         check_raw_preds(raw_preds, self.nl, "anchor-based")
         first = raw_preds[0]
@@ -104,9 +110,7 @@ class AnchorLoss(DetectionLoss):
                 # Objectness target: how well this cell's box fits (IoU clamped to >= 0), not just 1.
                 obj_target[match.image, match.anchor, match.grid_y, match.grid_x] = iou.detach().clamp(0)
                 if self.nc > 1:  # a single class is fully described by objectness
-                    cls_target = torch.full_like(cell_pred[:, 5:], self.cls_negative)
-                    cls_target[torch.arange(len(match), device=device), match.cls] = self.cls_positive
-                    loss_cls = loss_cls + self.bce_cls(cell_pred[:, 5:], cls_target)
+                    loss_cls = loss_cls + self.bce_cls(cell_pred[:, 5:], self.class_targets(match.cls))
             loss_obj = loss_obj + self.bce_obj(pred[..., 4], obj_target) * self.balance[level]
 
         loss_box, loss_obj, loss_cls = loss_box * box_gain, loss_obj * obj_gain, loss_cls * cls_gain

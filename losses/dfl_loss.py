@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from losses.assigner import TaskAlignedAssigner
+from losses.assigner import Assignment, TaskAlignedAssigner
 from losses.base import DetectionLoss, check_raw_preds, check_targets, require_hyp
 from losses.bce import smooth_bce_targets
 from models.heads.dfl_detect import DFLDetect
@@ -77,6 +77,14 @@ class DFLLoss(DetectionLoss):
         bins = torch.arange(self.reg_max, device=box_logits.device, dtype=box_logits.dtype)
         return box_logits.view(b, n, 4, self.reg_max).softmax(-1) @ bins
 
+    def class_targets(self, assigned: Assignment) -> torch.Tensor:
+        """(B, N, nc) BCE class targets: the assigner's soft scores, label-smoothed on assigned points."""
+        if self.cls_negative == 0:
+            return assigned.scores
+        one_hot = F.one_hot(assigned.labels, self.nc).float()
+        smoothed = one_hot * self.cls_positive + (1 - one_hot) * self.cls_negative
+        return smoothed * assigned.scores.sum(-1, keepdim=True)  # each assigned point's alignment score
+
     def __call__(self, raw_preds: list[torch.Tensor], targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         check_raw_preds(raw_preds, self.nl, "DFL")
         no = 4 * self.reg_max + self.nc
@@ -101,11 +109,7 @@ class DFLLoss(DetectionLoss):
         scores = assigned.scores
         score_sum = scores.sum().clamp(min=1)  # normaliser: at least one "object" so empty batches stay finite
 
-        cls_target = scores
-        if self.cls_negative > 0:
-            one_hot = F.one_hot(assigned.labels, self.nc).float()
-            smoothed = one_hot * self.cls_positive + (1 - one_hot) * self.cls_negative
-            cls_target = smoothed * scores.sum(-1, keepdim=True)  # alignment score of each assigned point
+        cls_target = self.class_targets(assigned)
         loss_cls = F.binary_cross_entropy_with_logits(cls_logits, cls_target, reduction="sum") / score_sum
 
         fg = assigned.foreground
