@@ -67,14 +67,26 @@ def anchor_fit(anchors: np.ndarray, label_wh: np.ndarray, threshold: float) -> t
 
 def _ratio_metric(anchors: np.ndarray, label_wh: np.ndarray) -> np.ndarray:
     """(N, K): for each box and anchor, the worse of the two side ratios, as a number in [0, 1]."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = label_wh[:, None] / anchors[None]
-        return np.nan_to_num(np.minimum(r, 1 / r).min(2))
+    return np.exp(-_log_distance(_log(anchors), _log(label_wh)))
 
 
-def _fitness(anchors: np.ndarray, label_wh: np.ndarray, threshold: float) -> float:
-    """Mean best ratio over boxes, counting only boxes that some anchor can match."""
-    best = _ratio_metric(anchors, label_wh).max(1)
+def _log(sizes: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):  # a zero side becomes -inf: no anchor ever matches it
+        return np.log(np.asarray(sizes, dtype=np.float64))
+
+
+def _log_distance(log_anchors: np.ndarray, log_wh: np.ndarray) -> np.ndarray:
+    """(N, K) max over width and height of |log box side - log anchor side| (min(r, 1/r) = exp(-|log r|))."""
+    with np.errstate(invalid="ignore"):  # -inf - -inf (zero box side, zero anchor side) is NaN: no match
+        width = np.abs(log_wh[:, 0:1] - log_anchors[None, :, 0])
+        height = np.abs(log_wh[:, 1:2] - log_anchors[None, :, 1])
+        distance = np.maximum(width, height)  # elementwise, not a reduction over a size-2 axis: much faster
+    return np.where(np.isnan(distance), np.inf, distance)
+
+
+def _fitness(anchors: np.ndarray, log_wh: np.ndarray, threshold: float) -> float:
+    """Mean best ratio over boxes (given as log sizes), counting only boxes that some anchor can match."""
+    best = np.exp(-_log_distance(_log(anchors).astype(log_wh.dtype), log_wh).min(1))
     return float((best * (best > 1 / threshold)).mean())
 
 
@@ -127,7 +139,8 @@ def kmean_anchors(
         if not len(fit_wh):
             return anchors[np.argsort(anchors.prod(1))]
 
-    best_fitness = _fitness(anchors, fit_wh, threshold)
+    log_wh = _log(fit_wh).astype(np.float32)  # logs once: each generation is then a subtraction and a max
+    best_fitness = _fitness(anchors, log_wh, threshold)
     mutation_probability, mutation_sigma = 0.9, 0.1
     bar = tqdm(range(generations), desc=f"{PREFIX}evolving anchors", disable=not progress, leave=False)
     for _ in bar:
@@ -136,7 +149,7 @@ def kmean_anchors(
             mask = rng.random(anchors.shape) < mutation_probability
             factors = (mask * rng.random() * rng.standard_normal(anchors.shape) * mutation_sigma + 1).clip(0.3, 3.0)
         candidate = (anchors * factors).clip(min=MIN_SIDE)
-        fitness = _fitness(candidate, fit_wh, threshold)
+        fitness = _fitness(candidate, log_wh, threshold)
         if fitness > best_fitness:
             best_fitness, anchors = fitness, candidate
             bar.set_description(f"{PREFIX}evolving anchors, fitness {best_fitness:.4f}")
