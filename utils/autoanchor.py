@@ -66,8 +66,13 @@ def anchor_fit(anchors: np.ndarray, label_wh: np.ndarray, threshold: float) -> t
 
 
 def _ratio_metric(anchors: np.ndarray, label_wh: np.ndarray) -> np.ndarray:
-    """(N, K): for each box and anchor, the worse of the two side ratios, as a number in [0, 1]."""
-    return np.exp(-_log_distance(_log(anchors), _log(label_wh)))
+    """(N, K): for each box and anchor, the worse of the two side ratios, as a number in [0, 1].
+
+    Computed with plain divisions so ratios on the threshold (e.g. exactly 4x) compare exactly.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = label_wh[:, None] / anchors[None]
+        return np.nan_to_num(np.minimum(r, 1 / r).min(2))
 
 
 def _log(sizes: np.ndarray) -> np.ndarray:
