@@ -1,0 +1,37 @@
+"""Detection losses, chosen by the head: YOLOv5's anchor-based loss or the YOLOv8/11 anchor-free DFL loss."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch.nn as nn
+
+from losses.anchor_loss import ANCHOR_HYP_KEYS, AnchorLoss
+from losses.anchor_targets import LevelTargets, build_anchor_targets
+from losses.assigner import Assignment, TaskAlignedAssigner
+from losses.base import DetectionLoss
+from losses.dfl_loss import DFL_HYP_KEYS, DFLLoss, distribution_focal_loss
+from models.heads.anchor_detect import AnchorDetect
+from models.heads.dfl_detect import DFLDetect
+
+
+def build_loss(model: nn.Module, hyp: Mapping[str, Any], imgsz: int | None = None) -> DetectionLoss:
+    """The loss for `model`'s head with gains from `hyp` (a data/hyps/*.yaml mapping, unscaled).
+
+    The anchor-based loss scales its gains by level count, class count and image size itself (pass the
+    hyperparameters as read, never pre-scaled); `imgsz` is the nominal training size for the objectness
+    scaling (default: each batch's own size). `model` may be wrapped (`.module`, as DDP/EMA do).
+    """
+    model = getattr(model, "module", model)
+    head = model.head if hasattr(model, "head") else model
+    if isinstance(head, AnchorDetect):
+        return AnchorLoss(head, hyp, imgsz=imgsz)
+    if isinstance(head, DFLDetect):
+        return DFLLoss(head, hyp)
+    raise TypeError(f"no loss for head type {type(head).__name__}; expected AnchorDetect or DFLDetect")
+
+
+__all__ = [
+    "ANCHOR_HYP_KEYS", "AnchorLoss", "Assignment", "DFL_HYP_KEYS", "DFLLoss", "DetectionLoss", "LevelTargets",
+    "TaskAlignedAssigner", "build_anchor_targets", "build_loss", "distribution_focal_loss",
+]

@@ -1,0 +1,59 @@
+"""What every detection loss shares: the call contract, hyperparameter checks and target validation."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+
+
+class DetectionLoss:
+    """A callable `loss(raw_preds, targets) -> (total, items)`.
+
+    `raw_preds` are the head's raw per-level maps (`model(x)` in training mode, `model.forward_raw(x)` always);
+    `targets` is an (M, 6) tensor of (image index, class, x, y, w, h), coordinates normalised to the network
+    input. `total` is a scalar to backpropagate, already multiplied by the batch size (as the references do, so
+    accumulating gradients up to a nominal batch behaves the same). `items` is a detached 1-D tensor of the
+    gain-weighted components, per image, named by `names`.
+    """
+
+    names: tuple[str, ...] = ()
+
+    def __call__(self, raw_preds: list[torch.Tensor], targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+def require_hyp(hyp: Mapping[str, Any], keys: tuple[str, ...], family: str) -> dict[str, float]:
+    """The numeric values of `keys` from `hyp`, or a ValueError naming every missing or non-numeric key."""
+    missing = [k for k in keys if k not in hyp]
+    if missing:
+        raise ValueError(f"{family} loss: hyperparameters missing {missing} (see data/hyps/); got keys {sorted(hyp)}")
+    values = {}
+    for key in keys:
+        value = hyp[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{family} loss: hyperparameter {key!r} must be a number, got {value!r}")
+        values[key] = float(value)
+    return values
+
+
+def check_targets(targets: torch.Tensor, batch_size: int, nc: int) -> torch.Tensor:
+    """Validate the (M, 6) target tensor against the batch and the class count; returns it as float."""
+    if not isinstance(targets, torch.Tensor):
+        raise TypeError(f"targets must be a tensor of shape (M, 6), got {type(targets).__name__}")
+    if targets.ndim != 2 or targets.shape[1] != 6:
+        raise ValueError(f"targets must have shape (M, 6) = (image, class, x, y, w, h), got {tuple(targets.shape)}")
+    if targets.numel():
+        image, cls = targets[:, 0], targets[:, 1]
+        if image.min() < 0 or image.max() >= batch_size:
+            raise ValueError(f"targets: image index outside [0, {batch_size - 1}] (max {image.max().item():g})")
+        if cls.min() < 0 or cls.max() >= nc:
+            raise ValueError(f"targets: class outside [0, {nc - 1}] (max {cls.max().item():g})")
+    return targets.float()
+
+
+def check_raw_preds(raw_preds: list[torch.Tensor], levels: int, family: str) -> None:
+    """The head's raw maps: one tensor per level."""
+    if not isinstance(raw_preds, (list, tuple)) or len(raw_preds) != levels:
+        got = len(raw_preds) if isinstance(raw_preds, (list, tuple)) else type(raw_preds).__name__
+        raise ValueError(f"{family} loss: expected the head's raw maps, a list of {levels} tensors, got {got}")
