@@ -18,7 +18,8 @@ class APResult:
 
     precision, recall, f1: (nc,) at the single confidence where the class-mean F1 peaks (IoU 0.5).
     ap: (nc, T) average precision at each IoU threshold. n_targets: (nc,) instances per class.
-    x: (1000,) the curves' x axis (confidence for p/r/f1_curve, recall for pr_curve), curves (nc, 1000).
+    x: (1000,) the curves' x axis (confidence for p/r/f1_curve, recall for pr_curve), curves (nc, 1000);
+    pr_curve is the precision envelope at IoU 0.5 read as pycocotools reads it (0 past the last recall).
     """
 
     classes: np.ndarray
@@ -35,6 +36,15 @@ class APResult:
     best_confidence: float
 
 
+def _envelope_at(recall: np.ndarray, precision: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """pycocotools' reading of a PR curve: envelope precision at the first point reaching each recall, 0 past the end."""
+    if not len(recall):
+        return np.zeros(len(points))
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    index = np.searchsorted(recall, points, side="left")
+    return np.where(index < len(recall), envelope[np.minimum(index, len(recall) - 1)], 0.0)
+
+
 def compute_ap(recall: np.ndarray, precision: np.ndarray, method: str = "coco") -> float:
     """Area under one precision-recall curve (points in descending-confidence order).
 
@@ -48,12 +58,7 @@ def compute_ap(recall: np.ndarray, precision: np.ndarray, method: str = "coco") 
         raise ValueError(f"compute_ap: method must be one of {AP_METHODS}, got {method!r}")
     recall, precision = np.asarray(recall, dtype=np.float64), np.asarray(precision, dtype=np.float64)
     if method == "coco":
-        if not len(recall):
-            return 0.0
-        envelope = np.maximum.accumulate(precision[::-1])[::-1]
-        index = np.searchsorted(recall, COCO_RECALL_THRESHOLDS, side="left")
-        sampled = np.where(index < len(recall), envelope[np.minimum(index, len(recall) - 1)], 0.0)
-        return float(sampled.mean())
+        return float(_envelope_at(recall, precision, COCO_RECALL_THRESHOLDS).mean()) if len(recall) else 0.0
     padded_recall = np.concatenate(([0.0], recall, [1.0]))
     envelope = np.maximum.accumulate(np.concatenate(([1.0], precision, [0.0]))[::-1])[::-1]
     grid = np.linspace(0, 1, 101)
@@ -114,8 +119,7 @@ def ap_per_class(
         # Curves at IoU 0.5 against confidence; x decreases along the predictions, hence the negations.
         r_curve[ci] = np.interp(-x, -conf[mask], recall[:, 0], left=0)
         p_curve[ci] = np.interp(-x, -conf[mask], precision[:, 0], left=1)
-        envelope = np.maximum.accumulate(np.concatenate(([1.0], precision[:, 0], [0.0]))[::-1])[::-1]
-        pr_curve[ci] = np.interp(x, np.concatenate(([0.0], recall[:, 0], [1.0])), envelope)
+        pr_curve[ci] = _envelope_at(recall[:, 0], precision[:, 0], x)
     f1_curve = 2 * p_curve * r_curve / (p_curve + r_curve + eps)
     best = int(smooth(f1_curve.mean(0), 0.1).argmax()) if nc else 0
     return APResult(

@@ -61,8 +61,11 @@ class ConfusionMatrix:
         column_sums = self.matrix.sum(0, keepdims=True)
         return self.matrix / np.maximum(column_sums, 1)
 
-    def plot(self, out_path: str | Path, names: dict[int, str] | list[str], normalize: bool = True) -> Path:
+    def plot(
+        self, out_path: str | Path, names: dict[int, str] | list[str], normalize: bool = True, dpi: int | None = None
+    ) -> Path:
         """Write the matrix as an image (see `utils.plots.plot_confusion_matrix`)."""
-        from utils.plots import plot_confusion_matrix  # matplotlib only when plotting
+        from utils.plots import DPI, plot_confusion_matrix  # matplotlib only when plotting
 
-        return plot_confusion_matrix(self.normalized() if normalize else self.matrix, names, out_path, normalize)
+        matrix = self.normalized() if normalize else self.matrix
+        return plot_confusion_matrix(matrix, names, out_path, normalize, dpi=dpi or DPI)

@@ -190,25 +190,30 @@ class DetectionMetrics:
         """The printable table (Class, Images, Instances, P, R, mAP50, mAP50-95) of `results` or `compute()`."""
         return format_metrics_table(results if results is not None else self.compute(), per_class)
 
-    def plot(self, save_dir: str | Path, prefix: str = "") -> list[Path]:
-        """Write PR, F1, P and R curves and the confusion matrices (plain and normalised) into `save_dir`."""
-        from utils.plots import plot_metric_curve, plot_pr_curve  # matplotlib only when plotting
+    def plot(self, save_dir: str | Path, prefix: str = "", dpi: int | None = None) -> list[Path]:
+        """Write PR, F1, P and R curves and the confusion matrices (plain and normalised) into `save_dir`.
 
+        The files are PR_curve.png, F1_curve.png, P_curve.png, R_curve.png, confusion_matrix.png and
+        confusion_matrix_normalized.png (with `prefix` in front); dpi defaults to `utils.plots.DPI`.
+        """
+        from utils.plots import DPI, plot_metric_curve, plot_pr_curve  # matplotlib only when plotting
+
+        dpi = dpi or DPI
         if self.ap_result is None:
             self.compute()
         result, save_dir = self.ap_result, Path(save_dir)
         save_dir.mkdir(parents=True, exist_ok=True)
         labels = [self.names.get(int(c), str(c)) for c in result.classes]
-        paths = [plot_pr_curve(result.x, result.pr_curve, result.ap[:, 0], labels, save_dir / f"{prefix}PR_curve.png")]
+        paths = [plot_pr_curve(result.x, result.pr_curve, result.ap[:, 0], labels, save_dir / f"{prefix}PR_curve.png", dpi)]
         for curve, ylabel, stem in (
             (result.f1_curve, "F1", "F1_curve"),
             (result.p_curve, "Precision", "P_curve"),
             (result.r_curve, "Recall", "R_curve"),
         ):
-            paths.append(plot_metric_curve(result.x, curve, labels, save_dir / f"{prefix}{stem}.png", ylabel=ylabel))
+            paths.append(plot_metric_curve(result.x, curve, labels, save_dir / f"{prefix}{stem}.png", ylabel=ylabel, dpi=dpi))
         names = [self.names[i] for i in range(self.nc)]
-        paths.append(self.confusion_matrix.plot(save_dir / f"{prefix}confusion_matrix_normalized.png", names, True))
-        paths.append(self.confusion_matrix.plot(save_dir / f"{prefix}confusion_matrix.png", names, False))
+        paths.append(self.confusion_matrix.plot(save_dir / f"{prefix}confusion_matrix_normalized.png", names, True, dpi))
+        paths.append(self.confusion_matrix.plot(save_dir / f"{prefix}confusion_matrix.png", names, False, dpi))
         return paths
 
 
