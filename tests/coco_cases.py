@@ -20,7 +20,9 @@ class Case:
         """Labels of one image as (m, 5) cls x1 y1 x2 y2 pixels."""
         (width, height), labels = self.sizes[index], self.labels[index]
         cls, xc, yc, w, h = labels.T
-        return np.stack((cls, (xc - w / 2) * width, (yc - h / 2) * height, (xc + w / 2) * width, (yc + h / 2) * height), 1)
+        return np.stack(
+            (cls, (xc - w / 2) * width, (yc - h / 2) * height, (xc + w / 2) * width, (yc + h / 2) * height), 1
+        )
 
 
 def _random_boxes(rng: np.random.Generator, n: int, width: int, height: int, border: float) -> np.ndarray:
@@ -49,8 +51,15 @@ def _jitter(rng: np.random.Generator, boxes: np.ndarray, scale: np.ndarray, widt
 
 
 def _image(
-    rng: np.random.Generator, case: Case, n_targets: int, classes: list[int], border: float = 0.2,
-    recall: float = 0.8, n_false: int = 3, crowd: bool = False, predict: bool = True,
+    rng: np.random.Generator,
+    case: Case,
+    n_targets: int,
+    classes: list[int],
+    border: float = 0.2,
+    recall: float = 0.8,
+    n_false: int = 3,
+    crowd: bool = False,
+    predict: bool = True,
 ) -> None:
     width, height = int(rng.integers(160, 641)), int(rng.integers(160, 641))
     if crowd:  # many overlapping objects of one class in one region
@@ -63,8 +72,14 @@ def _image(
         boxes = _random_boxes(rng, n_targets, width, height, border)
     target_cls = rng.choice(classes, n_targets).astype(float)
     normalised = np.stack(
-        (target_cls, (boxes[:, 0] + boxes[:, 2]) / 2 / width, (boxes[:, 1] + boxes[:, 3]) / 2 / height,
-         (boxes[:, 2] - boxes[:, 0]) / width, (boxes[:, 3] - boxes[:, 1]) / height), 1
+        (
+            target_cls,
+            (boxes[:, 0] + boxes[:, 2]) / 2 / width,
+            (boxes[:, 1] + boxes[:, 3]) / 2 / height,
+            (boxes[:, 2] - boxes[:, 0]) / width,
+            (boxes[:, 3] - boxes[:, 1]) / height,
+        ),
+        1,
     ).reshape(-1, 5)
     predictions = np.zeros((0, 6))
     if predict:
@@ -86,12 +101,14 @@ def _image(
         weak = ~found & (rng.random(n_targets) < 0.5)
         weak_boxes = _jitter(rng, boxes[weak], rng.uniform(0.2, 0.5, weak.sum()), width, height)
         weak_conf = rng.uniform(0.001, 0.1, len(weak_boxes))
-        predictions = np.concatenate((
-            np.concatenate((hits, hit_conf[:, None], hit_cls[:, None]), 1),
-            np.concatenate((weak_boxes, weak_conf[:, None], target_cls[weak][:, None]), 1),
-            np.concatenate((dup, dup_conf[:, None], target_cls[twice][:, None]), 1),
-            np.concatenate((false, false_conf[:, None], false_cls[:, None]), 1),
-        ))
+        predictions = np.concatenate(
+            (
+                np.concatenate((hits, hit_conf[:, None], hit_cls[:, None]), 1),
+                np.concatenate((weak_boxes, weak_conf[:, None], target_cls[weak][:, None]), 1),
+                np.concatenate((dup, dup_conf[:, None], target_cls[twice][:, None]), 1),
+                np.concatenate((false, false_conf[:, None], false_cls[:, None]), 1),
+            )
+        )
         predictions = predictions[rng.permutation(len(predictions))]
     case.sizes.append((width, height))
     case.labels.append(normalised)
@@ -110,8 +127,14 @@ def realistic_case(seed: int, n_images: int = 24) -> Case:
         elif kind == 7:
             _image(rng, case, int(rng.integers(1, 8)), [0, 1, 2], predict=False)  # no predictions
         else:
-            _image(rng, case, int(rng.integers(1, 16)), [0, 1, 2], recall=float(rng.uniform(0.5, 0.95)),
-                   n_false=int(rng.integers(0, 8)))
+            _image(
+                rng,
+                case,
+                int(rng.integers(1, 16)),
+                [0, 1, 2],
+                recall=float(rng.uniform(0.5, 0.95)),
+                n_false=int(rng.integers(0, 8)),
+            )
     return case
 
 

@@ -28,7 +28,9 @@ def ours(case: Case, **options) -> dict:
 
 
 def pycocotools(case: Case, max_dets: int = 100, full_precision: bool = False) -> dict:
-    images = [(f"images/{index:06d}.jpg", w, h, labels) for index, ((w, h), labels) in enumerate(zip(case.sizes, case.labels))]
+    images = [
+        (f"images/{index:06d}.jpg", w, h, labels) for index, ((w, h), labels) in enumerate(zip(case.sizes, case.labels))
+    ]
     annotations = yolo_labels_to_coco(images, case.names)
     results = []
     for (path, *_), predictions in zip(images, case.predictions):
@@ -66,9 +68,9 @@ def test_parity_crowded_over_100_per_class():
     """More than 100 predictions of one class in an image: pycocotools keeps the top 100, and so do we."""
     case = crowded_case(seed=2, n_targets=120, n_images=2)
     assert max(len(p) for p in case.predictions) > 100
-    capped, coco = assert_parity(case)
+    _, coco = assert_parity(case)
     # Without the cap on both sides the numbers agree too, and differ from the capped ones.
-    uncapped, coco_300 = assert_parity(case, max_dets=300, max_det_per_class=None)
+    _, coco_300 = assert_parity(case, max_dets=300, max_det_per_class=None)
     assert coco_300["map50_95"] > coco["map50_95"] + 0.01
 
 
@@ -104,7 +106,9 @@ def test_matching_methods_differ_on_crowded_scenes():
 
 def test_yolo_labels_to_coco_structure(tmp_path: Path):
     labels = np.array([[1, 0.5, 0.5, 0.2, 0.4], [0, 0.1, 0.1, 0.2, 0.2]])
-    coco = yolo_labels_to_coco([("data/images/000042.jpg", 200, 100, labels), (7, 10, 10, np.zeros((0, 5)))], ["a", "b"])
+    coco = yolo_labels_to_coco(
+        [("data/images/000042.jpg", 200, 100, labels), (7, 10, 10, np.zeros((0, 5)))], ["a", "b"]
+    )
     assert [image["id"] for image in coco["images"]] == [42, 7]
     assert coco["categories"] == [{"id": 0, "name": "a"}, {"id": 1, "name": "b"}]
     first, second = coco["annotations"]

@@ -149,11 +149,15 @@ def test_detection_metrics_perfect_and_empty():
 
 def test_detection_metrics_mixed_hand_checked():
     labels = [np.array([[0, 0, 0, 10, 10], [0, 20, 0, 30, 10]], float)]
-    predictions = [np.array([
-        [0, 0, 10, 10, 0.9, 0],   # TP, IoU 1
-        [20, 0, 30, 10, 0.8, 1],  # wrong class: FP for class 1, which has no targets (ignored)
-        [20, 0, 30, 5, 0.7, 0],   # IoU 0.5 exactly with target 1: TP at 0.5 only
-    ])]
+    predictions = [
+        np.array(
+            [
+                [0, 0, 10, 10, 0.9, 0],  # TP, IoU 1
+                [20, 0, 30, 10, 0.8, 1],  # wrong class: FP for class 1, which has no targets (ignored)
+                [20, 0, 30, 5, 0.7, 0],  # IoU 0.5 exactly with target 1: TP at 0.5 only
+            ]
+        )
+    ]
     metrics = DetectionMetrics({0: "a", 1: "b"})
     metrics.update(predictions[0], labels[0])
     result = metrics.compute()
@@ -168,9 +172,20 @@ def test_detection_metrics_mixed_hand_checked():
 def test_max_det_per_class_cap():
     target = np.array([[0, 0, 0, 10, 10]], float)
     # 3 false positives scored above the true one: with a cap of 3 per class the true one is dropped.
-    predictions = np.array([[50, 50, 60, 60, 0.9, 0], [70, 70, 80, 80, 0.8, 0], [90, 90, 99, 99, 0.7, 0],
-                            [0, 0, 10, 10, 0.6, 0], [0, 0, 10, 10, 0.99, 1]], float)
-    capped, uncapped = DetectionMetrics(["a", "b"], max_det_per_class=3), DetectionMetrics(["a", "b"], max_det_per_class=None)
+    predictions = np.array(
+        [
+            [50, 50, 60, 60, 0.9, 0],
+            [70, 70, 80, 80, 0.8, 0],
+            [90, 90, 99, 99, 0.7, 0],
+            [0, 0, 10, 10, 0.6, 0],
+            [0, 0, 10, 10, 0.99, 1],
+        ],
+        float,
+    )
+    capped, uncapped = (
+        DetectionMetrics(["a", "b"], max_det_per_class=3),
+        DetectionMetrics(["a", "b"], max_det_per_class=None),
+    )
     for metrics in (capped, uncapped):
         metrics.update(predictions, target)
     assert capped.compute()["map50"] == 0.0
@@ -206,12 +221,14 @@ def test_table_layout():
 def test_confusion_matrix_counts():
     matrix = ConfusionMatrix(nc=3)
     labels = np.array([[0, 0, 0, 10, 10], [1, 20, 20, 30, 30], [2, 50, 50, 60, 60]], float)
-    detections = np.array([
-        [0, 0, 10, 10, 0.9, 0],     # correct
-        [20, 20, 30, 30, 0.8, 2],   # class 1 predicted as 2
-        [80, 80, 90, 90, 0.7, 1],   # false positive
-        [50, 50, 60, 60, 0.1, 2],   # below conf 0.25: ignored, so target 2 is missed
-    ])
+    detections = np.array(
+        [
+            [0, 0, 10, 10, 0.9, 0],  # correct
+            [20, 20, 30, 30, 0.8, 2],  # class 1 predicted as 2
+            [80, 80, 90, 90, 0.7, 1],  # false positive
+            [50, 50, 60, 60, 0.1, 2],  # below conf 0.25: ignored, so target 2 is missed
+        ]
+    )
     matrix.process_batch(detections, labels)
     expected = np.zeros((4, 4), int)
     expected[0, 0] = 1

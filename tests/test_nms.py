@@ -55,8 +55,9 @@ def test_per_class_vs_agnostic():
 def test_classes_stay_apart_on_large_images():
     # Identical boxes of two classes, and a class-0 box exactly where a fixed 7680 px class offset would move the
     # class-1 box: no suppression across classes whatever the coordinates.
-    pred = make_prediction([[20000, 9000, 100, 100, 0.9, 0.0], [20000, 9000, 100, 100, 0.0, 0.8],
-                            [27680, 16680, 100, 100, 0.7, 0.0]], nc=2)
+    pred = make_prediction(
+        [[20000, 9000, 100, 100, 0.9, 0.0], [20000, 9000, 100, 100, 0.0, 0.8], [27680, 16680, 100, 100, 0.7, 0.0]], nc=2
+    )
     det = non_max_suppression(pred)[0]
     assert sorted(det[:, 4].tolist()) == pytest.approx([0.7, 0.8, 0.9])
 
@@ -113,7 +114,7 @@ def test_matches_greedy_reference_on_random_boxes():
         boxes = torch.cat((xy - wh / 2, xy + wh / 2), 1)[keep]
         conf, cls = conf[keep], cls[keep]
         expected = []
-        for c in ([None] if agnostic else range(nc)):
+        for c in [None] if agnostic else range(nc):
             index = torch.arange(len(conf)) if c is None else (cls == c).nonzero().view(-1)
             expected += [index[k].item() for k in greedy_nms(boxes[index], conf[index], 0.5)]
         expected_conf = sorted(conf[expected].tolist(), reverse=True)

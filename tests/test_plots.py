@@ -35,12 +35,21 @@ def image_size(path: Path) -> tuple[int, int]:
 def test_curves_and_confusion_matrix(tmp_path: Path):
     x = np.linspace(0, 1, 1000)
     curves = np.stack([1 - x**2, 1 - x])
-    assert image_size(plot_pr_curve(x, curves, np.array([0.6, 0.5]), ["a", "b"], tmp_path / "PR.png", dpi=DPI)) == (360, 240)
+    assert image_size(plot_pr_curve(x, curves, np.array([0.6, 0.5]), ["a", "b"], tmp_path / "PR.png", dpi=DPI)) == (
+        360,
+        240,
+    )
     assert image_size(plot_metric_curve(x, curves, ["a", "b"], tmp_path / "F1.png", ylabel="F1", dpi=DPI)) == (360, 240)
     many = np.tile(curves, (15, 1))  # 30 classes: grey lines, no legend per class
-    assert image_size(plot_metric_curve(x, many, [str(i) for i in range(30)], tmp_path / "P.png", dpi=DPI)) == (360, 240)
+    assert image_size(plot_metric_curve(x, many, [str(i) for i in range(30)], tmp_path / "P.png", dpi=DPI)) == (
+        360,
+        240,
+    )
     matrix = np.array([[5, 1, 2], [0, 7, 1], [1, 0, 0]])
-    assert image_size(plot_confusion_matrix(matrix, ["a", "b"], tmp_path / "cm.png", normalize=False, dpi=DPI)) == (480, 360)
+    assert image_size(plot_confusion_matrix(matrix, ["a", "b"], tmp_path / "cm.png", normalize=False, dpi=DPI)) == (
+        480,
+        360,
+    )
     with pytest.raises(ValueError, match="2 class names"):
         plot_confusion_matrix(np.zeros((4, 4)), ["a", "b"], tmp_path / "bad.png")
 
@@ -52,8 +61,14 @@ def test_detection_metrics_plot_writes_all(tmp_path: Path):
         metrics.update(predictions, case.pixel_labels(index))
     paths = metrics.plot(tmp_path / "val", dpi=DPI)
     assert sorted(p.name for p in paths) == sorted(
-        ["PR_curve.png", "F1_curve.png", "P_curve.png", "R_curve.png", "confusion_matrix.png",
-         "confusion_matrix_normalized.png"]
+        [
+            "PR_curve.png",
+            "F1_curve.png",
+            "P_curve.png",
+            "R_curve.png",
+            "confusion_matrix.png",
+            "confusion_matrix_normalized.png",
+        ]
     )
     assert image_size(tmp_path / "val" / "PR_curve.png") == (9 * DPI, 6 * DPI)
     assert image_size(tmp_path / "val" / "confusion_matrix_normalized.png") == (12 * DPI, 9 * DPI)
@@ -66,7 +81,9 @@ def test_plot_batch_labels_and_predictions(tmp_path: Path):
     labels_path = plot_batch(images, targets, paths, ["cat", "dog"], tmp_path / "val_batch0_labels.jpg")
     assert image_size(labels_path) == (3 * 96, 2 * 64)  # 5 images -> 3 columns, 2 rows, no downscaling
     predictions = [torch.tensor([[10, 10, 40, 30, 0.9, 1], [0, 0, 5, 5, 0.1, 0]])] + [torch.zeros((0, 6))] * 4
-    pred_path = plot_batch(images.float() / 255, predictions, paths, {0: "cat", 1: "dog"}, tmp_path / "val_batch0_pred.jpg")
+    pred_path = plot_batch(
+        images.float() / 255, predictions, paths, {0: "cat", 1: "dog"}, tmp_path / "val_batch0_pred.jpg"
+    )
     assert image_size(pred_path) == (3 * 96, 2 * 64)
     # Boxes are drawn: the labelled mosaic differs from one without targets.
     plain = plot_batch(images, torch.zeros((0, 6)), None, ["cat", "dog"], tmp_path / "plain.jpg")
@@ -75,7 +92,9 @@ def test_plot_batch_labels_and_predictions(tmp_path: Path):
     big = torch.zeros((20, 3, 640, 640), dtype=torch.uint8)
     height, width, tile_h, tile_w = mosaic_shape(20, 640, 640, max_size=800)
     assert (height, width, tile_h, tile_w) == (800, 800, 200, 200)
-    assert image_size(plot_batch(big, torch.zeros((0, 6)), None, ["a"], tmp_path / "train_batch0.jpg", max_size=800)) == (800, 800)
+    assert image_size(
+        plot_batch(big, torch.zeros((0, 6)), None, ["a"], tmp_path / "train_batch0.jpg", max_size=800)
+    ) == (800, 800)
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         plot_batch(torch.zeros((3, 64, 64)), torch.zeros((0, 6)), None, ["a"], tmp_path / "bad.jpg")
 
@@ -88,8 +107,20 @@ def test_plot_labels(tmp_path: Path):
 
 
 def test_plot_results(tmp_path: Path):
-    header = ["epoch", "train/box_loss", "train/cls_loss", "train/dfl_loss", "metrics/precision", "metrics/recall",
-              "metrics/mAP50", "metrics/mAP50-95", "val/box_loss", "val/cls_loss", "val/dfl_loss", "lr/pg0"]
+    header = [
+        "epoch",
+        "train/box_loss",
+        "train/cls_loss",
+        "train/dfl_loss",
+        "metrics/precision",
+        "metrics/recall",
+        "metrics/mAP50",
+        "metrics/mAP50-95",
+        "val/box_loss",
+        "val/cls_loss",
+        "val/dfl_loss",
+        "lr/pg0",
+    ]
     rows = [[str(e)] + [f"{1 / (e + 1 + k):.5f}" for k in range(len(header) - 1)] for e in range(12)]
     csv_path = tmp_path / "results.csv"
     csv_path.write_text("\n".join(",".join(f"{c:>12}" for c in row) for row in [header, *rows]) + "\n")

@@ -37,7 +37,8 @@ class APResult:
 
 
 def _envelope_at(recall: np.ndarray, precision: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """pycocotools' reading of a PR curve: envelope precision at the first point reaching each recall, 0 past the end."""
+    """pycocotools' reading of a PR curve: the envelope precision at the first point reaching each recall, 0 past
+    the last one."""
     if not len(recall):
         return np.zeros(len(points))
     envelope = np.maximum.accumulate(precision[::-1])[::-1]
@@ -97,7 +98,8 @@ def ap_per_class(
     conf, pred_cls = np.asarray(conf, dtype=np.float64).reshape(-1), np.asarray(pred_cls).reshape(-1)
     if tp.ndim != 2 or not len(tp) == len(conf) == len(pred_cls):
         raise ValueError(
-            f"ap_per_class: tp {tp.shape}, conf {conf.shape} and pred_cls {pred_cls.shape} must have one row per prediction"
+            f"ap_per_class: tp {tp.shape}, conf {conf.shape} and pred_cls {pred_cls.shape} "
+            "must have one row per prediction"
         )
     order = np.argsort(-conf, kind="mergesort")
     tp, conf, pred_cls = tp[order], conf[order], pred_cls[order]
@@ -105,7 +107,11 @@ def ap_per_class(
     nc, n_thresholds = len(classes), tp.shape[1]
     x = np.linspace(0, 1, CURVE_POINTS)
     ap = np.zeros((nc, n_thresholds))
-    p_curve, r_curve, pr_curve = np.zeros((nc, CURVE_POINTS)), np.zeros((nc, CURVE_POINTS)), np.zeros((nc, CURVE_POINTS))
+    p_curve, r_curve, pr_curve = (
+        np.zeros((nc, CURVE_POINTS)),
+        np.zeros((nc, CURVE_POINTS)),
+        np.zeros((nc, CURVE_POINTS)),
+    )
     for ci, cls in enumerate(classes):
         mask = pred_cls == cls
         if not mask.any():

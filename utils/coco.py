@@ -12,8 +12,8 @@ import contextlib
 import copy
 import io
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -69,16 +69,24 @@ def yolo_labels_to_coco(
         try:
             image, width, height, labels = item
         except (TypeError, ValueError) as error:
-            raise ValueError(f"yolo_labels_to_coco: images[{index}] must be (path or id, width, height, labels)") from error
+            raise ValueError(
+                f"yolo_labels_to_coco: images[{index}] must be (path or id, width, height, labels)"
+            ) from error
         image_id = coco_image_id(image)
         if image_id in seen:
-            raise ValueError(f"yolo_labels_to_coco: images[{index}] {image!r} has the same id {image_id!r} as {seen[image_id]!r}")
+            raise ValueError(
+                f"yolo_labels_to_coco: images[{index}] {image!r} has the same id {image_id!r} as {seen[image_id]!r}"
+            )
         seen[image_id] = image
         if width <= 0 or height <= 0:
             raise ValueError(f"yolo_labels_to_coco: images[{index}] {image!r} has size {width}x{height}")
         coco["images"].append(
-            {"id": image_id, "file_name": Path(image).name if isinstance(image, (str, Path)) else str(image),
-             "width": int(width), "height": int(height)}
+            {
+                "id": image_id,
+                "file_name": Path(image).name if isinstance(image, (str, Path)) else str(image),
+                "width": int(width),
+                "height": int(height),
+            }
         )
         labels = as_numpy(labels).reshape(-1, 5) if np.size(labels) else np.zeros((0, 5))
         for cls, x, y, w, h in labels:

@@ -25,9 +25,7 @@ class ConfusionMatrix:
         self.nc, self.conf, self.iou_thres = nc, conf, iou_thres
         self.matrix = np.zeros((nc + 1, nc + 1), dtype=np.int64)
 
-    def process_batch(
-        self, detections: np.ndarray | torch.Tensor | None, labels: np.ndarray | torch.Tensor
-    ) -> None:
+    def process_batch(self, detections: np.ndarray | torch.Tensor | None, labels: np.ndarray | torch.Tensor) -> None:
         """Add one image: detections (n, 6) x1 y1 x2 y2 conf cls, labels (m, 5) cls x1 y1 x2 y2 (same pixels)."""
         labels = as_numpy(labels).reshape(-1, 5)
         true_cls = labels[:, 0].astype(int)

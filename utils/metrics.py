@@ -23,8 +23,8 @@ from utils.confusion_matrix import ConfusionMatrix
 from utils.matching import COCO_IOU_THRESHOLDS, MATCHING_METHODS, as_numpy, box_iou_numpy, match_predictions
 
 __all__ = [
-    "APResult",
     "COCO_IOU_THRESHOLDS",
+    "APResult",
     "ConfusionMatrix",
     "DetectionMetrics",
     "ap_per_class",
@@ -109,7 +109,9 @@ class DetectionMetrics:
         if labels.size == 0:
             labels = labels.reshape(0, 5)
         if predictions.ndim != 2 or predictions.shape[1] != 6:
-            raise ValueError(f"DetectionMetrics.update: predictions must be (n, 6) xyxy conf cls, got {predictions.shape}")
+            raise ValueError(
+                f"DetectionMetrics.update: predictions must be (n, 6) xyxy conf cls, got {predictions.shape}"
+            )
         if labels.ndim != 2 or labels.shape[1] != 5:
             raise ValueError(f"DetectionMetrics.update: labels must be (m, 5) cls xyxy, got {labels.shape}")
         true_cls, pred_cls = labels[:, 0], predictions[:, 5]
@@ -134,10 +136,12 @@ class DetectionMetrics:
 
     def _within_class_cap(self, classes: np.ndarray) -> np.ndarray:
         """Mask of score-sorted predictions that are among the first `max_det_per_class` of their class."""
-        rank = np.zeros(len(classes), dtype=np.int64)
-        for cls in np.unique(classes):
-            index = np.nonzero(classes == cls)[0]
-            rank[index] = np.arange(len(index))
+        order = np.argsort(classes, kind="stable")  # grouped by class, score order kept inside each group
+        sorted_classes = classes[order]
+        starts = np.flatnonzero(np.r_[True, sorted_classes[1:] != sorted_classes[:-1]])
+        group_start = np.repeat(starts, np.diff(np.r_[starts, len(classes)]))
+        rank = np.empty(len(classes), dtype=np.int64)
+        rank[order] = np.arange(len(classes)) - group_start
         return rank < self.max_det_per_class
 
     def compute(self) -> dict:
@@ -182,7 +186,7 @@ class DetectionMetrics:
             "map50_95": map50_95,
             "fitness": fitness(map50, map50_95),
             "images": self.seen,
-            "instances": int(len(target_cls)),
+            "instances": len(target_cls),
             "per_class": per_class,
         }
 
@@ -204,15 +208,21 @@ class DetectionMetrics:
         result, save_dir = self.ap_result, Path(save_dir)
         save_dir.mkdir(parents=True, exist_ok=True)
         labels = [self.names.get(int(c), str(c)) for c in result.classes]
-        paths = [plot_pr_curve(result.x, result.pr_curve, result.ap[:, 0], labels, save_dir / f"{prefix}PR_curve.png", dpi)]
+        paths = [
+            plot_pr_curve(result.x, result.pr_curve, result.ap[:, 0], labels, save_dir / f"{prefix}PR_curve.png", dpi)
+        ]
         for curve, ylabel, stem in (
             (result.f1_curve, "F1", "F1_curve"),
             (result.p_curve, "Precision", "P_curve"),
             (result.r_curve, "Recall", "R_curve"),
         ):
-            paths.append(plot_metric_curve(result.x, curve, labels, save_dir / f"{prefix}{stem}.png", ylabel=ylabel, dpi=dpi))
+            paths.append(
+                plot_metric_curve(result.x, curve, labels, save_dir / f"{prefix}{stem}.png", ylabel=ylabel, dpi=dpi)
+            )
         names = [self.names[i] for i in range(self.nc)]
-        paths.append(self.confusion_matrix.plot(save_dir / f"{prefix}confusion_matrix_normalized.png", names, True, dpi))
+        paths.append(
+            self.confusion_matrix.plot(save_dir / f"{prefix}confusion_matrix_normalized.png", names, True, dpi)
+        )
         paths.append(self.confusion_matrix.plot(save_dir / f"{prefix}confusion_matrix.png", names, False, dpi))
         return paths
 

@@ -50,25 +50,48 @@ def non_max_suppression(
     offset = 5 if has_objectness else 4
     if prediction.ndim != 3 or prediction.shape[2] <= offset:
         raise ValueError(
-            f"prediction must be (batch, anchors, 4{' + 1' if has_objectness else ''} + nc), got {tuple(prediction.shape)}"
+            f"prediction must be (batch, anchors, 4{' + 1' if has_objectness else ''} + nc), "
+            f"got {tuple(prediction.shape)}"
         )
     batch = prediction.shape[0]
     start = time.time()
     output = []
     class_filter = torch.tensor(classes, device=prediction.device).view(1, -1) if classes is not None else None
     for i, x in enumerate(prediction):
-        output.append(_image_nms(x, offset, conf_thres, iou_thres, class_filter, agnostic, multi_label, max_det,
-                                 has_objectness, max_candidates))
+        output.append(
+            _image_nms(
+                x,
+                offset,
+                conf_thres,
+                iou_thres,
+                class_filter,
+                agnostic,
+                multi_label,
+                max_det,
+                has_objectness,
+                max_candidates,
+            )
+        )
         if time_limit is not None and time.time() - start > time_limit and i + 1 < batch:
-            LOGGER.warning(f"NMS time limit {time_limit:.3f}s exceeded: {batch - i - 1}/{batch} images get no detections")
+            LOGGER.warning(
+                f"NMS time limit {time_limit:.3f}s exceeded: {batch - i - 1}/{batch} images get no detections"
+            )
             output += [torch.zeros((0, 6), device=prediction.device) for _ in range(batch - i - 1)]
             break
     return output
 
 
 def _image_nms(
-    x: torch.Tensor, offset: int, conf_thres: float, iou_thres: float, class_filter: torch.Tensor | None,
-    agnostic: bool, multi_label: bool, max_det: int, has_objectness: bool, max_candidates: int,
+    x: torch.Tensor,
+    offset: int,
+    conf_thres: float,
+    iou_thres: float,
+    class_filter: torch.Tensor | None,
+    agnostic: bool,
+    multi_label: bool,
+    max_det: int,
+    has_objectness: bool,
+    max_candidates: int,
 ) -> torch.Tensor:
     """NMS of one image's (anchors, 4 + [1] + nc) predictions; see `non_max_suppression`."""
     # float32 throughout: torchvision's CPU NMS has no half kernel, and callers get one dtype.

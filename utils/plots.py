@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -49,7 +49,11 @@ def _names_list(names: dict[int, str] | Sequence[str]) -> list[str]:
 
 
 def plot_pr_curve(
-    recall: np.ndarray, precision: np.ndarray, ap50: np.ndarray, names: Sequence[str], out_path: str | Path,
+    recall: np.ndarray,
+    precision: np.ndarray,
+    ap50: np.ndarray,
+    names: Sequence[str],
+    out_path: str | Path,
     dpi: int = DPI,
 ) -> Path:
     """Precision against recall at IoU 0.5, one line per class (precision (nc, k) at `recall` (k,)) and the mean."""
@@ -71,8 +75,13 @@ def plot_pr_curve(
 
 
 def plot_metric_curve(
-    confidence: np.ndarray, values: np.ndarray, names: Sequence[str], out_path: str | Path,
-    xlabel: str = "Confidence", ylabel: str = "Metric", dpi: int = DPI,
+    confidence: np.ndarray,
+    values: np.ndarray,
+    names: Sequence[str],
+    out_path: str | Path,
+    xlabel: str = "Confidence",
+    ylabel: str = "Metric",
+    dpi: int = DPI,
 ) -> Path:
     """A metric (F1, precision, recall) against confidence, one line per class and the class mean."""
     figure, axes = _figure(9, 6)
@@ -84,8 +93,9 @@ def plot_metric_curve(
     if len(values):
         mean = values.mean(0)
         best = int(mean.argmax())
-        ax.plot(confidence, mean, linewidth=3, color="blue",
-                label=f"all classes {mean[best]:.2f} at {confidence[best]:.3f}")
+        ax.plot(
+            confidence, mean, linewidth=3, color="blue", label=f"all classes {mean[best]:.2f} at {confidence[best]:.3f}"
+        )
     ax.set(xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1), title=f"{ylabel}-{xlabel} Curve")
     ax.legend(bbox_to_anchor=(1.04, 1), loc="upper left", fontsize="small")
     figure.subplots_adjust(left=0.08, right=0.7, bottom=0.1, top=0.92)
@@ -93,7 +103,10 @@ def plot_metric_curve(
 
 
 def plot_confusion_matrix(
-    matrix: np.ndarray, names: dict[int, str] | Sequence[str], out_path: str | Path, normalize: bool = True,
+    matrix: np.ndarray,
+    names: dict[int, str] | Sequence[str],
+    out_path: str | Path,
+    normalize: bool = True,
     dpi: int = DPI,
 ) -> Path:
     """Heat map of an (nc + 1, nc + 1) matrix, rows predicted, columns true, last row/column background."""
@@ -123,7 +136,9 @@ def _to_numpy(array: torch.Tensor | np.ndarray) -> np.ndarray:
     return array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
 
 
-def mosaic_shape(batch: int, height: int, width: int, max_size: int = 1920, max_subplots: int = 16) -> tuple[int, int, int, int]:
+def mosaic_shape(
+    batch: int, height: int, width: int, max_size: int = 1920, max_subplots: int = 16
+) -> tuple[int, int, int, int]:
     """(mosaic height, mosaic width, tile height, tile width) of `plot_batch` for a batch of (height, width) images.
 
     Tiles fill a square grid row by row (ceil(sqrt(n)) columns); rows left empty are cut off.
@@ -177,8 +192,16 @@ def plot_batch(
         boxes = boxes * (tile_w / width, tile_h / height, tile_w / width, tile_h / height)
         draw_detections(tile, boxes, classes, scores, name_dict, line_thickness=thickness)
         if paths is not None and i < len(paths):
-            cv2.putText(tile, Path(paths[i]).name[:40], (5, 15 + 3 * thickness), 0, thickness / 3 + 0.2,
-                        (220, 220, 220), thickness, cv2.LINE_AA)
+            cv2.putText(
+                tile,
+                Path(paths[i]).name[:40],
+                (5, 15 + 3 * thickness),
+                0,
+                thickness / 3 + 0.2,
+                (220, 220, 220),
+                thickness,
+                cv2.LINE_AA,
+            )
         cv2.rectangle(tile, (0, 0), (tile_w - 1, tile_h - 1), (255, 255, 255), 2)  # tile border
         mosaic[top : top + tile_h, left : left + tile_w] = tile
     out_path = Path(out_path)
@@ -209,7 +232,10 @@ def _boxes_per_image(
 
 
 def plot_labels(
-    labels: torch.Tensor | np.ndarray, names: dict[int, str] | Sequence[str], out_path: str | Path, dpi: int = DPI,
+    labels: torch.Tensor | np.ndarray,
+    names: dict[int, str] | Sequence[str],
+    out_path: str | Path,
+    dpi: int = DPI,
 ) -> Path:
     """labels.jpg: instances per class, box shapes, box centres and box sizes of (N, 5) cls x y w h labels."""
     labels = _to_numpy(labels).reshape(-1, 5).astype(np.float64) if np.size(labels) else np.zeros((0, 5))
@@ -226,8 +252,9 @@ def plot_labels(
     canvas = np.full((500, 500, 3), 255, dtype=np.uint8)
     for cls, _, _, w, h in labels[:1000]:
         half = np.array([w, h]) * 250
-        cv2.rectangle(canvas, tuple((250 - half).astype(int)), tuple((250 + half).astype(int)),
-                      class_color(int(cls))[::-1], 1)  # canvas is RGB for matplotlib
+        cv2.rectangle(
+            canvas, tuple((250 - half).astype(int)), tuple((250 + half).astype(int)), class_color(int(cls))[::-1], 1
+        )  # canvas is RGB for matplotlib
     axes[0, 1].imshow(canvas)
     axes[0, 1].axis("off")
     axes[0, 1].set_title("box shapes")
@@ -277,7 +304,7 @@ def plot_results(results_csv_path: str | Path, out_path: str | Path | None = Non
     cols = min(5, max(len(columns), 1))
     rows_n = max(1, math.ceil(len(columns) / cols))
     figure, axes = _figure(2.6 * cols, 2.6 * rows_n, rows_n, cols)
-    for ax in axes.flat[len(columns):]:
+    for ax in axes.flat[len(columns) :]:
         ax.axis("off")
     for ax, column in zip(axes.flat, columns):
         values = table[:, column]
