@@ -20,7 +20,6 @@ from engine.optim import build_optimizer, lr_lambda, warmup_values
 from engine.results_log import ResultsLog
 from engine.train_options import TrainOptions
 from engine.validator import validate
-from models.backbones.weights import load_backbone_weights
 from models.detection_model import DetectionModel
 from models.heads.anchor_detect import AnchorDetect
 from utils import distributed as dist_utils
@@ -160,6 +159,8 @@ class Trainer:
         if o.weights:
             self._transfer_weights(model, o.weights)
         if o.backbone_weights:
+            from models.backbones.weights import load_backbone_weights
+
             load_backbone_weights(model, o.backbone_weights)
         return model
 
@@ -206,7 +207,7 @@ class Trainer:
 
         from losses import build_loss
 
-        self.loss_fn = build_loss(model, self.hyp)
+        self.loss_fn = build_loss(model, self.hyp, imgsz=o.imgsz)
         self.ema = ModelEMA(model) if self.is_main else None
         self.accumulate = max(round(o.nbs / o.batch_size), 1)
         weight_decay = self.hyp["weight_decay"] * o.batch_size * self.accumulate / o.nbs
@@ -234,7 +235,8 @@ class Trainer:
         label_wh = [labels[:, 3:5] * np.asarray(shape, dtype=np.float64) / max(shape) * self.options.imgsz
                     for labels, shape in zip(self.train_set.labels, self.train_set.shapes) if len(labels)]
         if label_wh:
-            check_anchors(model, np.concatenate(label_wh), threshold=self.hyp.get("anchor_t", 4.0), imgsz=self.options.imgsz)
+            check_anchors(model, np.concatenate(label_wh), threshold=self.hyp.get("anchor_t", 4.0),
+                          imgsz=self.options.imgsz, seed=self.options.seed)
 
     def _restore_training_state(self, ckpt: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(ckpt["optimizer"])
