@@ -95,6 +95,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     p.add_argument("--noval", action="store_true", help="validate only after the final epoch")
     p.add_argument("--noplots", action="store_true")
     p.add_argument("--nbs", type=int, default=defaults.nbs, help="nominal batch size for gradient accumulation")
+    p.add_argument("--min-warmup-iters", type=int, default=defaults.min_warmup_iters,
+                   help="warm-up lasts at least this many iterations (the references use 100)")
+    p.add_argument("--val-iou-thres", type=float, default=None, help="NMS IoU threshold for validation")
     p.add_argument("--no-amp", dest="amp", action="store_false", help="disable mixed precision on CUDA")
     return p
 
