@@ -7,6 +7,7 @@ pretrained-loading path (nothing is downloaded).
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,8 @@ class TimmBackbone(MultiOutputStage):
         super().__init__()
         timm = import_timm()
         if not isinstance(model_name, str) or not timm.is_model(model_name):
-            close = timm.list_models(f"*{model_name}*")[:8] if isinstance(model_name, str) else []
-            hint = f"; similar: {', '.join(close)}" if close else ""
+            close = difflib.get_close_matches(str(model_name), timm.list_models(), n=5, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ValueError(f"TimmBackbone: unknown timm model {model_name!r}{hint}")
         if weights is True:
             raise ValueError("TimmBackbone: weights=True asks for a download; pass a local checkpoint path instead")
