@@ -108,8 +108,13 @@ def test_torchvision_levels_and_fuse_through_the_graph(tmp_path) -> None:
     assert stage.return_nodes == ["relu", "layer1", "layer2", "layer3", "layer4"]
     image = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
-        expected = classifier.layer4(classifier.layer3(classifier.layer2(classifier.layer1(classifier.maxpool(
-            classifier.relu(classifier.bn1(classifier.conv1(image))))))))
+        expected = classifier.layer4(
+            classifier.layer3(
+                classifier.layer2(
+                    classifier.layer1(classifier.maxpool(classifier.relu(classifier.bn1(classifier.conv1(image)))))
+                )
+            )
+        )
         unfused = stage(image)
         assert relative_max_difference(expected, unfused[-1]) == 0
         stage.reparameterize()  # conv1 -> bn1 is not inside a Sequential: folded in the traced graphs

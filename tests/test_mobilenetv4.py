@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
 from models.backbones.mobilenetv4 import (
     MobileNetV4,
@@ -29,7 +29,13 @@ VARIANTS = {
     "mobilenetv4_conv_small_050": (MobileNetV4ConvSmall, 0.5),
     "mobilenetv4_hybrid_medium_075": (MobileNetV4HybridMedium, 0.75),
 }
-ALL_CLASSES = [MobileNetV4ConvSmall, MobileNetV4ConvMedium, MobileNetV4ConvLarge, MobileNetV4HybridMedium, MobileNetV4HybridLarge]
+ALL_CLASSES = [
+    MobileNetV4ConvSmall,
+    MobileNetV4ConvMedium,
+    MobileNetV4ConvLarge,
+    MobileNetV4HybridMedium,
+    MobileNetV4HybridLarge,
+]
 
 
 @torch.no_grad()
@@ -145,13 +151,24 @@ def test_fuse_keeps_outputs(cls: type[MobileNetV4]) -> None:
         assert relative_max_difference(unfused, fused) <= 1e-4
         state = {k: v.clone() for k, v in model.state_dict().items()}
         reparameterize_model(model)  # idempotent
-        assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items()) and state.keys() == model.state_dict().keys()
+        assert (
+            all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+            and state.keys() == model.state_dict().keys()
+        )
+        deployed = reparameterize_model(cls(3, width)).eval()  # built directly in fused form, then loaded
+        deployed.load_state_dict(state, strict=True)
+        assert relative_max_difference(fused, deployed(image)) == 0
 
 
 @pytest.mark.parametrize(
     "cls, width",
-    [(MobileNetV4HybridMedium, 0.25), (MobileNetV4ConvSmall, 0.5), (MobileNetV4HybridMedium, 0.75),
-     (MobileNetV4ConvSmall, 1.25), (MobileNetV4HybridMedium, 1.5)],
+    [
+        (MobileNetV4HybridMedium, 0.25),
+        (MobileNetV4ConvSmall, 0.5),
+        (MobileNetV4HybridMedium, 0.75),
+        (MobileNetV4ConvSmall, 1.25),
+        (MobileNetV4HybridMedium, 1.5),
+    ],
 )
 def test_width_factors(cls: type[MobileNetV4], width: float) -> None:
     model = cls(3, width).eval()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 
 class OptionalDependencyError(ImportError):
@@ -15,7 +15,7 @@ def pyramid_level(stride: float) -> int | None:
     if stride < 2:
         return None
     level = math.log2(stride)
-    return int(round(level)) if abs(level - round(level)) < 1e-6 else None
+    return round(level) if abs(level - round(level)) < 1e-6 else None
 
 
 def deepest_per_level(strides: Sequence[float]) -> list[int]:

@@ -37,7 +37,9 @@ class TimmBackbone(MultiOutputStage):
     powers of two >= 2 are dropped (they cannot fill a pyramid slot).
     """
 
-    def __init__(self, in_channels: int, model_name: str = "resnet18", weights: str | Path | bool | None = None) -> None:
+    def __init__(
+        self, in_channels: int, model_name: str = "resnet18", weights: str | Path | bool | None = None
+    ) -> None:
         super().__init__()
         timm = import_timm()
         if not isinstance(model_name, str) or not timm.is_model(model_name):
@@ -58,7 +60,9 @@ class TimmBackbone(MultiOutputStage):
         reductions, channels = info.reduction(), info.channels()
         self.take = deepest_per_level(reductions)
         if not self.take:
-            raise ValueError(f"TimmBackbone: {model_name!r} has no output at a power-of-two stride (strides {reductions})")
+            raise ValueError(
+                f"TimmBackbone: {model_name!r} has no output at a power-of-two stride (strides {reductions})"
+            )
         self.feature_info = [FeatureSpec(int(channels[i]), float(reductions[i])) for i in self.take]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -10,12 +10,13 @@ channels and stride, and the last candidate at each power-of-two stride is that 
 from __future__ import annotations
 
 import difflib
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.fx
-import torch.nn as nn
+from torch import nn
 
 from models.backbones.levels import pyramid_level
 from models.backbones.stage import MultiOutputStage
@@ -49,7 +50,9 @@ class TorchvisionBackbone(MultiOutputStage):
     `reparameterize()` folds every BatchNorm that directly follows a convolution.
     """
 
-    def __init__(self, in_channels: int, model_name: str = "resnet18", weights: str | Path | bool | None = None) -> None:
+    def __init__(
+        self, in_channels: int, model_name: str = "resnet18", weights: str | Path | bool | None = None
+    ) -> None:
         super().__init__()
         import torchvision
         from torchvision.models.feature_extraction import create_feature_extractor
@@ -97,7 +100,11 @@ class TorchvisionBackbone(MultiOutputStage):
         for graph in graphs:
             for node in list(graph.nodes):
                 source = node.args[0] if node.args else None
-                if node.op == "call_module" and isinstance(source, torch.fx.Node) and (source.target, node.target) in foldable:
+                if (
+                    node.op == "call_module"
+                    and isinstance(source, torch.fx.Node)
+                    and (source.target, node.target) in foldable
+                ):
                     node.replace_all_uses_with(source)
                     graph.erase_node(node)
         still_used = {n.target for g in graphs for n in g.nodes if n.op in ("call_module", "get_attr")}
@@ -114,7 +121,7 @@ def _fold_sequential_pairs(root: nn.Module) -> None:
         if not isinstance(module, nn.Sequential):
             continue
         names = list(module._modules)
-        for first, second in zip(names, names[1:]):
+        for first, second in itertools.pairwise(names):
             conv, bn = module._modules[first], module._modules[second]
             if type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d:
                 module._modules[first] = fold_batchnorm(conv, bn)
@@ -147,10 +154,11 @@ def _find_levels(model: nn.Module, model_name: str) -> tuple[list[str], list[Fea
         calls = [p.get(name) for p in probes]
         if any(c is None or c.out_shape is None for c in calls):
             continue
+        shapes = [call.out_shape for call in calls]  # type: ignore[union-attr]
         levels = {
             pyramid_level(size / extent)
-            for (height, width), call in zip(PROBE_SIZES, calls)
-            for size, extent in ((height, call.out_shape[1]), (width, call.out_shape[2]))  # type: ignore[union-attr,index]
+            for (height, width), shape in zip(PROBE_SIZES, shapes)
+            for size, extent in ((height, shape[1]), (width, shape[2]))  # type: ignore[index]
         }
         if len(levels) != 1 or None in levels:
             continue  # global pooling, channels-last, or a stride that is not a power of two

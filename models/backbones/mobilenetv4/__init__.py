@@ -10,6 +10,10 @@ from models.backbones.mobilenetv4.stage import (
 )
 
 __all__ = [
-    "MobileNetV4", "MobileNetV4ConvSmall", "MobileNetV4ConvMedium", "MobileNetV4ConvLarge",
-    "MobileNetV4HybridMedium", "MobileNetV4HybridLarge",
+    "MobileNetV4",
+    "MobileNetV4ConvLarge",
+    "MobileNetV4ConvMedium",
+    "MobileNetV4ConvSmall",
+    "MobileNetV4HybridLarge",
+    "MobileNetV4HybridMedium",
 ]

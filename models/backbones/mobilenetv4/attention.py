@@ -9,7 +9,7 @@ queries (B, h, HW, d) from a 1x1 conv; keys and values (B, 1, M, d), shared by e
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from models.backbones.mobilenetv4.layers import ChannelAffine, ConvNormAct, LayerScale, fold_input_affine
 from models.reparam import batchnorm_scale_shift, fold_affine
@@ -79,7 +79,9 @@ class MobileMQABlock(nn.Module):
         super().__init__()
         self.norm: nn.Module = nn.BatchNorm2d(channels)
         self.attn = MultiQueryAttention(channels, out_channels, heads, key_dim, kv_stride)
-        self.layer_scale: nn.Module = LayerScale(out_channels, layer_scale) if layer_scale is not None else nn.Identity()
+        self.layer_scale: nn.Module = (
+            LayerScale(out_channels, layer_scale) if layer_scale is not None else nn.Identity()
+        )
         self.residual = channels == out_channels
 
     @property

@@ -8,7 +8,7 @@ ExtraDW (start + middle), IB (middle only), ConvNeXt-like (start only) and FFN (
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from models.backbones.mobilenetv4.layers import ConvNormAct, LayerScale, round_channels
 
@@ -67,10 +67,14 @@ class UniversalInvertedBottleneck(nn.Module):
         )
         self.expand = ConvNormAct(in_channels, hidden, 1, act=act)
         self.middle_dw = (
-            ConvNormAct(hidden, hidden, middle_kernel, stride, groups=hidden, act=act) if middle_kernel else nn.Identity()
+            ConvNormAct(hidden, hidden, middle_kernel, stride, groups=hidden, act=act)
+            if middle_kernel
+            else nn.Identity()
         )
         self.project = ConvNormAct(hidden, out_channels, 1)
-        self.layer_scale: nn.Module = LayerScale(out_channels, layer_scale) if layer_scale is not None else nn.Identity()
+        self.layer_scale: nn.Module = (
+            LayerScale(out_channels, layer_scale) if layer_scale is not None else nn.Identity()
+        )
         self.residual = stride == 1 and in_channels == out_channels
 
     @property

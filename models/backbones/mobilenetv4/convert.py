@@ -8,10 +8,11 @@ module-prefix pairs per block type; tensors are taken as they are (layouts and c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from models.backbones.mobilenetv4.attention import MobileMQABlock
 from models.backbones.mobilenetv4.blocks import FusedInvertedBottleneck, UniversalInvertedBottleneck
@@ -38,7 +39,12 @@ def _block_pairs(block: nn.Module, ours: str, timm: str) -> list[tuple[str, str]
         )
     if isinstance(block, UniversalInvertedBottleneck):  # timm UniversalInvertedResidual
         pairs = [(f"{ours}.layer_scale.", f"{timm}.layer_scale.")]
-        for mine, theirs in (("start_dw", "dw_start"), ("expand", "pw_exp"), ("middle_dw", "dw_mid"), ("project", "pw_proj")):
+        for mine, theirs in (
+            ("start_dw", "dw_start"),
+            ("expand", "pw_exp"),
+            ("middle_dw", "dw_mid"),
+            ("project", "pw_proj"),
+        ):
             pairs += _conv_pairs(f"{ours}.{mine}", f"{timm}.{theirs}.conv", f"{timm}.{theirs}.bn")
         return pairs
     if isinstance(block, MobileMQABlock):  # timm MobileAttention + MultiQueryAttention2d
@@ -56,7 +62,7 @@ def _block_pairs(block: nn.Module, ours: str, timm: str) -> list[tuple[str, str]
     raise TypeError(f"no timm mapping for block type {type(block).__name__}")
 
 
-def timm_prefix_map(stage: "MobileNetV4") -> dict[str, str]:
+def timm_prefix_map(stage: MobileNetV4) -> dict[str, str]:
     """timm module prefix -> our module prefix for every block of `stage`."""
     pairs = _conv_pairs("stem", "conv_stem", "bn1")
     for s, blocks in enumerate(stage.stages):
@@ -65,7 +71,7 @@ def timm_prefix_map(stage: "MobileNetV4") -> dict[str, str]:
     return {theirs: mine for mine, theirs in pairs}
 
 
-def timm_to_ours(stage: "MobileNetV4", state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def timm_to_ours(stage: MobileNetV4, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename a timm MobileNetV4 state dict to our keys; the classifier head is dropped.
 
     Raises ValueError naming the keys that belong to neither (a different model) or that are missing.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from models.reparam import fold_affine, fold_batchnorm
 

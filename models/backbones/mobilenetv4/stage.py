@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from models.backbones.mobilenetv4 import specs
 from models.backbones.mobilenetv4.attention import MobileMQABlock
@@ -99,7 +99,13 @@ def _build_block(spec: specs.BlockSpec, in_channels: int, out_channels: int, arc
         return FusedInvertedBottleneck(in_channels, out_channels, spec.kernel_size, spec.stride, spec.expansion, act)
     if isinstance(spec, specs.UIB):
         return UniversalInvertedBottleneck(
-            in_channels, out_channels, spec.start_kernel, spec.middle_kernel, spec.stride, spec.expansion, act,
+            in_channels,
+            out_channels,
+            spec.start_kernel,
+            spec.middle_kernel,
+            spec.stride,
+            spec.expansion,
+            act,
             arch.layer_scale,
         )
     if isinstance(spec, specs.MQA):
