@@ -47,6 +47,7 @@ class TrainOptions:
     nbs: int = 64  # nominal batch size: gradients accumulate to it, weight decay scales with it
     max_grad_norm: float = 10.0
     amp: bool = True  # mixed precision on CUDA (ignored on CPU)
+    bn_momentum: float | None = None  # BatchNorm running-stat momentum; None keeps the model's (0.03)
     min_warmup_iters: int = 100  # warm-up lasts max(warmup_epochs * batches per epoch, this)
     val_iou_thres: float | None = None  # NMS IoU in validation (default 0.6 anchor / 0.7 DFL head)
 
@@ -97,6 +98,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     p.add_argument("--nbs", type=int, default=defaults.nbs, help="nominal batch size for gradient accumulation")
     p.add_argument("--min-warmup-iters", type=int, default=defaults.min_warmup_iters,
                    help="warm-up lasts at least this many iterations (the references use 100)")
+    p.add_argument("--bn-momentum", type=float, default=None,
+                   help="BatchNorm momentum for training (default: the model's 0.03; higher suits short runs)")
     p.add_argument("--val-iou-thres", type=float, default=None, help="NMS IoU threshold for validation")
     p.add_argument("--no-amp", dest="amp", action="store_false", help="disable mixed precision on CUDA")
     return p
