@@ -95,7 +95,7 @@ class PyTorchBackend(Backend):
         self.model = model.to(device).half() if fp16 else model.to(device).float()
 
     @classmethod
-    def load(cls, path: Path, device: torch.device, fp16: bool = False) -> "PyTorchBackend":
+    def load(cls, path: Path, device: torch.device, fp16: bool = False) -> PyTorchBackend:
         return cls(path, model_from_checkpoint(path), device, fp16)
 
     def infer(self, images: torch.Tensor) -> torch.Tensor:

@@ -3,9 +3,9 @@ videos, label files and crops written to `runs/detect/expN/`, and a log line per
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -109,9 +109,10 @@ def detect(
     Without `weights` the newest `<runs_dir>/train/*/weights/best.pt` is used. Outputs go to
     `<project>/<name>` (default `<runs_dir>/detect/exp`, numbered exp2, exp3, ... unless `exist_ok`).
     """
-    backend = load_backend(resolve_weights(weights, runs_dir), device, half)
+    weights = resolve_weights(weights, runs_dir)
+    frames = Source(source, vid_stride)  # before loading the model: a bad source fails fast
+    backend = load_backend(weights, device, half)
     predictor = Predictor(backend, imgsz, conf_thres, iou_thres, classes, agnostic_nms, max_det)
-    frames = Source(source, vid_stride)
     save_dir = increment_path((Path(project) if project else Path(runs_dir) / "detect") / name, exist_ok=exist_ok)
     run = DetectRun(save_dir)
     save_images = not nosave

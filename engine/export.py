@@ -28,21 +28,25 @@ from __future__ import annotations
 import copy
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 
 from engine.backends import OPENVINO_DIR_SUFFIX, load_backend
-from engine.metadata import ModelMetadata
 from engine.imgsz import check_imgsz
+from engine.metadata import ModelMetadata
 from engine.weights import resolve_weights
 from utils.checkpoint import model_from_checkpoint
 from utils.compare import relative_max_difference
 from utils.logging import LOGGER
 from utils.torch_utils import select_device
+
+if TYPE_CHECKING:
+    import onnx
 
 FORMATS = ("torchscript", "onnx", "openvino")
 DEFAULT_OPSET = 17
@@ -103,7 +107,7 @@ def export_onnx(
     return path
 
 
-def _simplify(graph: "onnx.ModelProto") -> "onnx.ModelProto":  # noqa: F821
+def _simplify(graph: onnx.ModelProto) -> onnx.ModelProto:
     try:
         import onnxsim
     except ImportError:
@@ -138,7 +142,7 @@ def _check_shapes(imgsz: tuple[int, int], batch: int, dynamic: bool, stride: int
     return shapes
 
 
-def _latency_ms(run: "callable", example: torch.Tensor, runs: int) -> float:  # noqa: F821
+def _latency_ms(run: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor, runs: int) -> float:
     """Median wall time of `runs` calls after one warm-up call."""
     run(example)
     times = []
@@ -246,7 +250,7 @@ def _report(results: list[ExportResult], weights: Path) -> None:
     for r in results:
         diff = f"{r.max_difference:.2e}" if r.max_difference is not None else "-"
         latency = f"{r.latency_ms:.1f}" if r.latency_ms is not None else "-"
-        lines.append(f"{r.format:<12}{str(r.path or '-'):<48}{r.size_mb:>9.2f}{diff:>14}{latency:>12}")
+        lines.append(f"{r.format:<12}{r.path or '-'!s:<48}{r.size_mb:>9.2f}{diff:>14}{latency:>12}")
     LOGGER.info("\n".join(lines))
     for r in results:
         if not r.ok:

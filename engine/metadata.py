@@ -45,7 +45,7 @@ class ModelMetadata:
         return 4 + int(self.has_objectness) + self.nc
 
     @classmethod
-    def from_model(cls, model: nn.Module, **overrides: Any) -> "ModelMetadata":
+    def from_model(cls, model: nn.Module, **overrides: Any) -> ModelMetadata:
         """Read names, stride and head family off a DetectionModel."""
         raw = model.yaml
         name = str(raw.get("yaml_file", "model")) + (f" ({raw['scale']})" if raw.get("scale") else "")
@@ -68,7 +68,7 @@ class ModelMetadata:
         return {k: json.dumps(v) for k, v in self.to_dict().items()}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "<metadata>") -> "ModelMetadata":
+    def from_dict(cls, values: dict[str, Any], source: str = "<metadata>") -> ModelMetadata:
         """Rebuild from a dict; missing required keys raise ValueError naming `source`."""
         known = {f.name for f in fields(cls)}
         missing = [k for k in ("names", "stride", "head") if k not in values]
@@ -83,7 +83,7 @@ class ModelMetadata:
         return cls(**values)
 
     @classmethod
-    def from_json(cls, text: str | bytes, source: str = "<metadata>") -> "ModelMetadata":
+    def from_json(cls, text: str | bytes, source: str = "<metadata>") -> ModelMetadata:
         try:
             values = json.loads(text)
         except json.JSONDecodeError as e:
@@ -91,7 +91,7 @@ class ModelMetadata:
         return cls.from_dict(values, source)
 
     @classmethod
-    def from_strings(cls, values: dict[str, str], source: str = "<metadata>") -> "ModelMetadata":
+    def from_strings(cls, values: dict[str, str], source: str = "<metadata>") -> ModelMetadata:
         try:
             decoded = {k: json.loads(v) for k, v in values.items() if k in {f.name for f in fields(cls)}}
         except json.JSONDecodeError as e:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ class Detections:
         return len(self.boxes)
 
     def summary(self) -> str:
-        """'2 person, 1 bus' (classes in order of first appearance), or '(no detections)'."""
+        """'2 person, 1 bus' (by class index), or '(no detections)'."""
         if not len(self):
             return "(no detections)"
         counts = Counter(int(c) for c in self.classes)

@@ -7,9 +7,9 @@ A file that cannot be read is logged, recorded in `Source.failures`, and skipped
 from __future__ import annotations
 
 import glob
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import cv2
 import numpy as np

@@ -87,13 +87,13 @@ def match_detections(reference, other, box_tolerance: float = 0.05, score_tolera
     return matched / max(len(reference), len(other))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shared_checkpoint(cfg: str = "yolov5n.yaml") -> Path:
     """A make_checkpoint (3 classes) made once per test session; treat as read-only."""
     return make_checkpoint(_SHARED_DIR / Path(cfg).stem / "best.pt", cfg)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shared_exports(cfg: str = "yolov5n.yaml") -> dict:
     """shared_checkpoint(cfg) exported once to dynamic TorchScript and ONNX at 64 px.
 

@@ -58,3 +58,14 @@ def test_bad_inputs_are_reported(images: list[Path], tmp_path: Path) -> None:
         detector.predict(np.zeros((2, 3, 64, 64), np.uint8))
     with pytest.raises(SourceError, match="expected dtype uint8"):
         detector.predict(np.zeros((64, 64, 3), np.float32))
+
+
+def test_boxes_map_back_to_original_pixels(images: list[Path]) -> None:
+    """The same network input from an image and from its exact 2x enlargement: boxes differ by exactly 2x."""
+    detector = Detector(shared_exports("yolo11n.yaml")["onnx"], imgsz=96, conf_thres=0.3)
+    small = cv2.imread(str(images[0]))  # 48x80: letterboxed at ratio 1 (no resize) into 64x96
+    large = cv2.resize(small, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)  # halving it gives `small` back
+    (a,), (b,) = detector.predict(small), detector.predict(large)
+    assert len(a) > 0 and np.array_equal(a.classes, b.classes)
+    np.testing.assert_allclose(b.boxes, a.boxes * 2, atol=1e-3)
+    np.testing.assert_allclose(b.scores, a.scores, atol=1e-6)
