@@ -7,13 +7,15 @@ difference must be <= 1e-4 x the largest |PyTorch output| in fp32 (1e-2 in fp16)
 that difference and its latency are printed.
 
 Output layout (all formats): one input `images`, float32 (fp16 with --half) (batch, 3, height, width), RGB
-in [0, 1], letterboxed with gray (114) padding; one output `output0`, float32 (batch, anchors, 4 + [1] + nc):
+in [0, 1], letterboxed with gray (114) padding; one output `output0` of the same dtype, shaped
+(batch, anchors, 4 + [1] + nc) for both head families:
   - columns 0-3: box centre x, centre y, width, height in input pixels;
   - column 4 (YOLOv5 anchor head only): objectness probability;
   - the rest: per-class probabilities (sigmoid). Score of a box = objectness x class probability (anchor
     head) or the class probability (DFL head).
 `anchors` = sum over levels of cells (x 3 anchors per cell for the anchor head): 8400 for a YOLO11 model at
-640x640, 25200 for YOLOv5. No NMS in the graph. With --dynamic, batch, height and width (multiples of the
+640x640, 25200 for YOLOv5. No NMS in the graph. (YOLOv5's own export has this layout; ultralytics' YOLO11
+export is transposed, (batch, 4 + nc, anchors): code written for that must transpose ours.) With --dynamic, batch, height and width (multiples of the
 largest stride) are free axes and `anchors` follows them. Metadata (names, stride, imgsz, batch, dynamic,
 head family 'anchor'/'dfl', half) is in ONNX `metadata_props` as JSON strings and in TorchScript
 `_extra_files['metadata.json']`.
