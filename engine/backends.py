@@ -37,11 +37,29 @@ class Backend(ABC):
         if fp16 and device.type != "cuda":
             raise ValueError(f"{path}: half-precision (fp16) models run on CUDA only; this device is {device}")
 
-    names = property(lambda self: self.metadata.names)
-    stride = property(lambda self: self.metadata.stride)
-    has_objectness = property(lambda self: self.metadata.has_objectness)
-    dynamic = property(lambda self: self.metadata.dynamic)
-    imgsz = property(lambda self: self.metadata.imgsz)
+    @property
+    def names(self) -> dict[int, str]:
+        return self.metadata.names
+
+    @property
+    def stride(self) -> int:
+        """The largest head stride; input sides must be multiples of it."""
+        return self.metadata.stride
+
+    @property
+    def has_objectness(self) -> bool:
+        """Column 4 of the output is objectness (anchor head): what NMS needs to score boxes."""
+        return self.metadata.has_objectness
+
+    @property
+    def dynamic(self) -> bool:
+        """Any batch and any stride-multiple input size work (PyTorch, and exports made with --dynamic)."""
+        return self.metadata.dynamic
+
+    @property
+    def imgsz(self) -> list[int] | None:
+        """(h, w) the model was exported at; None for a PyTorch checkpoint."""
+        return self.metadata.imgsz
 
     @abstractmethod
     def infer(self, images: torch.Tensor) -> torch.Tensor:
@@ -133,8 +151,10 @@ class OnnxBackend(Backend):
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()  # one knob (OMP_NUM_THREADS) for torch and ORT
         try:
-            self.session = ort.InferenceSession(str(path), providers=providers)
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for unreadable files
             raise ValueError(f"{path}: onnxruntime cannot load it ({type(e).__name__}: {e})") from None
         metadata = ModelMetadata.from_strings(self.session.get_modelmeta().custom_metadata_map, str(path))
