@@ -24,7 +24,7 @@ from models.detection_model import DetectionModel
 from models.heads.anchor_detect import AnchorDetect
 from utils import distributed as dist_utils
 from utils.checkpoint import load_checkpoint, save_checkpoint, unwrap_model, write_checkpoint_file
-from utils.files import increment_path, newest_file
+from utils.files import increment_path, newest_weights
 from utils.logging import LOGGER, set_verbosity
 from utils.torch_utils import init_seeds, select_device
 
@@ -93,7 +93,7 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def _load_resume(self, options: TrainOptions) -> tuple[TrainOptions, dict[str, Any]]:
         if options.resume is True:
-            path = newest_file("*/weights/last.pt", options.project)
+            path = newest_weights(options.project, "*/weights/last.pt")
             if path is None:
                 raise TrainingError(f"--resume: no {options.project}/*/weights/last.pt to resume; start a run first")
         else:

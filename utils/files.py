@@ -1,26 +1,26 @@
-"""Run directories and file lookups (runs/train/exp, exp2, ...; the newest checkpoint)."""
+"""Run directories and weight files: `runs/detect/exp`, `exp2`, ... and the newest trained `best.pt`."""
 
 from __future__ import annotations
 
-import re
+import itertools
 from pathlib import Path
 
 
-def increment_path(path: str | Path, exist_ok: bool = False, mkdir: bool = True) -> Path:
-    """`runs/train/exp` if free, else the next of exp2, exp3, ... (or `path` itself when exist_ok)."""
+def increment_path(path: str | Path, exist_ok: bool = False, mkdir: bool = False) -> Path:
+    """`runs/detect/exp` if free, else the first free of `exp2`, `exp3`, ... (as YOLOv5 numbers its runs).
+
+    With `exist_ok` the path is returned as it is, existing or not. Files keep their suffix (`a.txt` -> `a2.txt`).
+    """
     path = Path(path)
-    if not (path.exists() and not exist_ok):
-        candidate = path
-    else:
-        pattern = re.compile(rf"^{re.escape(path.name)}(\d+)$")
-        taken = [int(m.group(1)) for p in path.parent.glob(f"{path.name}*") if (m := pattern.match(p.name))]
-        candidate = path.with_name(f"{path.name}{max(taken, default=1) + 1}")
+    if path.exists() and not exist_ok:
+        stem, suffix = (path.with_suffix(""), path.suffix) if path.is_file() else (path, "")
+        path = next(p for n in itertools.count(2) if not (p := Path(f"{stem}{n}{suffix}")).exists())
     if mkdir:
-        candidate.mkdir(parents=True, exist_ok=True)
-    return candidate
+        path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
-def newest_file(pattern: str, root: str | Path = ".") -> Path | None:
-    """The most recently modified file matching a glob pattern under `root`, or None."""
-    matches = [p for p in Path(root).glob(pattern) if p.is_file()]
-    return max(matches, key=lambda p: p.stat().st_mtime) if matches else None
+def newest_weights(runs_dir: str | Path = "runs", pattern: str = "train/*/weights/best.pt") -> Path | None:
+    """The most recently written file matching `pattern` under `runs_dir` (a trained best.pt), or None."""
+    candidates = [p for p in Path(runs_dir).glob(pattern) if p.is_file()]
+    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None

@@ -1,32 +1,56 @@
-"""Device selection and seeding."""
+"""Device selection shared by training, validation, prediction and export."""
 
 from __future__ import annotations
 
 import os
 import random
+import re
 
 import numpy as np
 import torch
 
+_CUDA_SPEC = re.compile(r"^(?:cuda:?)?(\d+(?:,\d+)*)$")
 
-def select_device(spec: str | int | None = "") -> torch.device:
-    """'' -> CUDA:0 if available else CPU; 'cpu'; '0' / 0 / 'cuda:0'; '0,1' -> the first (torchrun sets the rest)."""
-    text = str(spec).strip().lower().replace("cuda:", "") if spec is not None else ""
-    if text in ("", "none"):
+
+def select_device(spec: str | int | torch.device | None = "") -> torch.device:
+    """Turn a user's device spec into a torch.device, failing clearly when it cannot be had.
+
+    Accepted: '' or None (the first CUDA device if there is one, else the CPU), 'cpu', 'mps', an index
+    (0 or '0'), 'cuda', 'cuda:0', or a comma list of indices ('0,1': under torchrun each process gets the
+    entry of its LOCAL_RANK, otherwise the first). Raises ValueError naming the spec otherwise.
+    """
+    if isinstance(spec, torch.device):
+        spec = str(spec)
+    text = "" if spec is None else str(spec).strip().lower().replace(" ", "")
+    if text == "":
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     if text == "cpu":
         return torch.device("cpu")
     if text == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError("--device mps requested but MPS is not available on this machine")
         return torch.device("mps")
-    ids = [t for t in text.split(",") if t]
-    if not all(t.isdigit() for t in ids):
-        raise ValueError(f"--device {spec!r}: expected 'cpu', a CUDA index like 0 or 0,1, or cuda:N")
+    if text == "cuda":
+        text = "0"
+    match = _CUDA_SPEC.match(text)
+    if match is None:
+        raise ValueError(f"invalid --device '{spec}': use cpu, mps, a CUDA index (0), a list (0,1) or cuda:0")
+    indices = [int(i) for i in match.group(1).split(",")]
     if not torch.cuda.is_available():
-        raise ValueError(f"--device {spec!r} asks for CUDA, but no CUDA device is available; use --device cpu")
-    if max(int(i) for i in ids) >= torch.cuda.device_count():
-        raise ValueError(f"--device {spec!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+        raise ValueError(f"--device {spec} requested but CUDA is not available here (torch {torch.__version__}); use --device cpu")
+    count = torch.cuda.device_count()
+    missing = [i for i in indices if i >= count]
+    if missing:
+        raise ValueError(f"--device {spec}: CUDA device(s) {missing} not found; {count} visible")
     local = int(os.environ.get("LOCAL_RANK", -1))
-    return torch.device(f"cuda:{ids[local] if 0 <= local < len(ids) else ids[0]}")
+    return torch.device(f"cuda:{indices[local] if 0 <= local < len(indices) else indices[0]}")
+
+
+def device_indices(spec: str | int | None) -> list[int]:
+    """The CUDA indices a spec names ('0,1' -> [0, 1]); [] for '', 'cpu' or 'mps'."""
+    text = "" if spec is None else str(spec).strip().lower().replace(" ", "")
+    match = _CUDA_SPEC.match("0" if text == "cuda" else text)
+    return [int(i) for i in match.group(1).split(",")] if match else []
 
 
 def init_seeds(seed: int = 0, deterministic: bool = True) -> None:

@@ -1,0 +1,168 @@
+"""The detect run behind `detect.py`: every frame of a source through a Predictor, with annotated images and
+videos, label files and crops written to `runs/detect/expN/`, and a log line per frame."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from engine.backends import load_backend
+from engine.predict import Detections, Predictor, Timings
+from engine.sources import Frame, Source
+from engine.weights import resolve_weights
+from utils.annotate import draw_detections
+from utils.files import increment_path
+from utils.logging import LOGGER
+
+
+@dataclass
+class DetectRun:
+    """What a run produced: per-frame detections, skipped inputs, where the outputs went, mean timings (ms)."""
+
+    save_dir: Path
+    results: list[Detections] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    saved: list[Path] = field(default_factory=list)
+    speed: Timings = field(default_factory=Timings)
+
+
+class _VideoWriters:
+    """One cv2.VideoWriter per video or stream, opened on its first frame, released when the next one starts."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.writer: cv2.VideoWriter | None = None
+
+    def write(self, path: Path, image: np.ndarray, fps: float) -> bool:
+        """Append a frame to `path`; True when this call opened a new file."""
+        opened = False
+        if path != self.path:
+            self.release()
+            h, w = image.shape[:2]
+            self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            self.path, opened = path, True
+        self.writer.write(image)
+        return opened
+
+    def release(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+        self.path, self.writer = None, None
+
+
+def _output_name(frame: Frame) -> str:
+    """File name of the annotated output: the image's own name, a video's stem + .mp4, stream<i>.mp4, array<i>.jpg."""
+    if frame.kind == "array":
+        return f"{frame.path}.jpg"
+    if frame.kind == "stream":
+        return f"stream{frame.item}.mp4" if not frame.path.isdigit() else f"webcam{frame.path}.mp4"
+    if frame.kind == "video":
+        return f"{Path(frame.path).stem}.mp4"
+    return Path(frame.path).name
+
+
+def save_crops(image: np.ndarray, result: Detections, crop_dir: Path, stem: str, gain: float = 1.02, pad: int = 10) -> None:
+    """Each detection's box, enlarged by `gain` and `pad` pixels, as crops/<class name>/<stem>.jpg (numbered)."""
+    h, w = image.shape[:2]
+    for box, cls in zip(result.boxes, result.classes):
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        half_w, half_h = ((box[2] - box[0]) * gain + pad) / 2, ((box[3] - box[1]) * gain + pad) / 2
+        x1, y1 = int(max(cx - half_w, 0)), int(max(cy - half_h, 0))
+        x2, y2 = int(min(cx + half_w, w)), int(min(cy + half_h, h))
+        if x2 <= x1 or y2 <= y1:
+            continue
+        folder = crop_dir / result.names.get(int(cls), str(int(cls)))
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(increment_path(folder / f"{stem}.jpg")), image[y1:y2, x1:x2])
+
+
+def detect(
+    source: str | Path | int | np.ndarray | Sequence = "data/images",
+    weights: str | Path | None = None,
+    imgsz: int | Sequence[int] = 640,
+    conf_thres: float = 0.25,
+    iou_thres: float = 0.45,
+    max_det: int = 1000,
+    device: str = "",
+    classes: list[int] | None = None,
+    agnostic_nms: bool = False,
+    save_txt: bool = False,
+    save_conf: bool = False,
+    save_crop: bool = False,
+    nosave: bool = False,
+    line_thickness: int | None = 3,
+    hide_labels: bool = False,
+    hide_conf: bool = False,
+    vid_stride: int = 1,
+    half: bool = False,
+    project: str | Path | None = None,
+    name: str = "exp",
+    exist_ok: bool = False,
+    runs_dir: str | Path = "runs",
+) -> DetectRun:
+    """Run detection on `source` and save what was asked; see detect.py --help for the options.
+
+    Without `weights` the newest `<runs_dir>/train/*/weights/best.pt` is used. Outputs go to
+    `<project>/<name>` (default `<runs_dir>/detect/exp`, numbered exp2, exp3, ... unless `exist_ok`).
+    """
+    weights = resolve_weights(weights, runs_dir)
+    frames = Source(source, vid_stride)  # before loading the model: a bad source fails fast
+    backend = load_backend(weights, device, half)
+    predictor = Predictor(backend, imgsz, conf_thres, iou_thres, classes, agnostic_nms, max_det)
+    save_dir = increment_path((Path(project) if project else Path(runs_dir) / "detect") / name, exist_ok=exist_ok)
+    run = DetectRun(save_dir)
+    save_images = not nosave
+    if save_images or save_txt or save_crop:
+        (save_dir / "labels" if save_txt else save_dir).mkdir(parents=True, exist_ok=True)
+    LOGGER.info(f"{backend.format} model {backend.path} on {backend.device}, input {predictor.imgsz[0]}x{predictor.imgsz[1]}")
+
+    videos = _VideoWriters()
+    try:
+        for frame in frames:
+            (result,), timings = predictor.predict([frame.image], [frame.path])
+            run.results.append(result)
+            run.speed.preprocess += timings.preprocess
+            run.speed.inference += timings.inference
+            run.speed.nms += timings.nms
+            h, w = predictor.last_input_shape
+            LOGGER.info(f"{frame.describe()}: {h}x{w} {result.summary()}, {timings.describe()}")
+
+            stem = Path(_output_name(frame)).stem + (f"_{frame.frame}" if frame.frame else "")
+            if save_txt:
+                lines = result.label_lines(save_conf)
+                (save_dir / "labels" / f"{stem}.txt").write_text("".join(f"{line}\n" for line in lines))
+            if save_crop:
+                save_crops(frame.image, result, save_dir / "crops", stem)
+            if save_images:
+                annotated = draw_detections(
+                    frame.image.copy(), result.boxes, result.classes, result.scores, result.names,
+                    line_thickness, hide_labels, hide_conf,
+                )
+                target = save_dir / _output_name(frame)
+                if frame.kind in ("video", "stream"):
+                    if videos.write(target, annotated, frame.fps):
+                        run.saved.append(target)
+                else:
+                    cv2.imwrite(str(target), annotated)
+                    run.saved.append(target)
+    finally:
+        videos.release()
+
+    run.failures = frames.failures
+    count = max(len(run.results), 1)
+    run.speed = Timings(run.speed.preprocess / count, run.speed.inference / count, run.speed.nms / count)
+    LOGGER.info(
+        f"Speed: {run.speed.preprocess:.1f}ms pre-process, {run.speed.inference:.1f}ms inference, "
+        f"{run.speed.nms:.1f}ms NMS per image at input size {predictor.imgsz[0]}x{predictor.imgsz[1]}"
+        + (" (letterboxed to the minimum rectangle)" if predictor.rect else "")
+    )
+    if run.failures:
+        LOGGER.warning(f"{len(run.failures)} input(s) skipped: {', '.join(path for path, _ in run.failures)}")
+    if save_images or save_txt or save_crop:
+        labels = f", {len(list((save_dir / 'labels').glob('*.txt')))} label files in {save_dir / 'labels'}" if save_txt else ""
+        LOGGER.info(f"Results saved to {save_dir}{labels}")
+    return run

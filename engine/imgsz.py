@@ -1,0 +1,22 @@
+"""Input sizes: one number or (h, w), rounded up to a multiple of the model's largest stride."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from utils.logging import LOGGER
+
+
+def check_imgsz(imgsz: int | Sequence[int], stride: int) -> tuple[int, int]:
+    """(h, w) from `640` or `[640]` or `[480, 640]`, each rounded up to a multiple of `stride` (with a warning)."""
+    sizes = [int(imgsz)] if isinstance(imgsz, (int, np.integer)) else [int(s) for s in imgsz]
+    if len(sizes) == 1:
+        sizes *= 2
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise ValueError(f"--imgsz takes one size or 'h w', got {imgsz}")
+    rounded = [-(-s // stride) * stride for s in sizes]
+    if rounded != sizes:
+        LOGGER.warning(f"WARNING: --imgsz {sizes} must be a multiple of the max stride {stride}; using {rounded}")
+    return rounded[0], rounded[1]

@@ -1,0 +1,81 @@
+"""Export: TorchScript and ONNX round trips against PyTorch, every config in cfg/ through dynamic ONNX at two
+sizes, bad options, and export.py without --weights. (Fixed-batch export and the messages for a missing
+onnxsim/openvino are in test_backends.py, which shares that export.)"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from pathlib import Path
+
+import onnxruntime as ort
+import pytest
+import torch
+
+from engine.export import export, export_onnx
+from engine.metadata import ModelMetadata
+from export import main as export_main
+from models.detection_model import DetectionModel
+from models.reparam import randomize_batchnorm
+from tests.engine_helpers import shared_checkpoint, shared_exports
+from tests.helpers import case_id, config_cases
+from utils.compare import relative_max_difference
+
+CASES = config_cases()
+
+
+@pytest.mark.parametrize("cfg", ["yolov5n.yaml", "yolo11n.yaml"], ids=["yolov5n", "yolo11n"])
+def test_export_round_trip(cfg: str) -> None:
+    files = shared_exports(cfg)
+    for result in files["results"]:
+        assert result.ok, result.error
+        assert result.path.is_file() and result.size_mb > 0.1
+        assert result.max_difference is not None and result.max_difference <= 1e-4
+        assert result.latency_ms is not None and result.latency_ms > 0
+    assert [r.format for r in files["results"]] == ["torchscript", "onnx"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
+def test_every_config_exports_to_dynamic_onnx(case: tuple[str, str | None], tmp_path: Path) -> None:
+    cfg, scale = case
+    model = randomize_batchnorm(DetectionModel(cfg, nc=2, scale=scale)).eval()
+    fused = copy.deepcopy(model).fuse()
+    meta = ModelMetadata.from_model(fused, imgsz=[64, 64], dynamic=True)
+    path = export_onnx(fused, torch.zeros(1, 3, 64, 64), tmp_path / "model.onnx", meta, dynamic=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for shape in [(1, 3, 64, 64), (2, 3, 96, 128)]:
+        images = torch.rand(shape)
+        with torch.no_grad():
+            expected = model(images)  # unfused: the export must equal what was trained
+        (output,) = session.run(None, {"images": images.numpy()})
+        assert output.shape == tuple(expected.shape)
+        assert relative_max_difference(expected, output) <= 1e-4, shape
+
+
+def test_bad_options() -> None:
+    weights = shared_checkpoint("yolo11n.yaml")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="--half exports fp16 models and needs a CUDA device"):
+            export(weights, ["onnx"], imgsz=64, half=True, device="cpu")
+    with pytest.raises(ValueError, match="unknown format"):
+        export(weights, ["tflite"], imgsz=64)
+    with pytest.raises(ValueError, match="--batch must be >= 1"):
+        export(weights, ["onnx"], batch=0)
+
+
+def test_export_without_weights_uses_newest_best(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    runs = tmp_path / "runs"
+    # nothing trained yet: says how to train one (test_detect.py runs a script as a subprocess)
+    assert export_main(["--runs-dir", str(runs), "--include", "onnx"]) == 2
+    assert "python train.py --cfg yolov5s_mobileone.yaml" in capsys.readouterr().out
+
+    older, newer = runs / "train" / "exp" / "weights" / "best.pt", runs / "train" / "exp2" / "weights" / "best.pt"
+    for path in (older, newer):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(shared_checkpoint("yolo11n.yaml").read_bytes())
+    os.utime(older, (time.time() + 60, time.time() + 60))  # exp is the newest despite its name
+    assert export_main(["--runs-dir", str(runs), "--include", "onnx", "--imgsz", "64"]) == 0
+    out = capsys.readouterr().out
+    assert f"using the newest trained model {older}" in out and "latency ms" in out
+    assert older.with_suffix(".onnx").is_file() and not newer.with_suffix(".onnx").exists()
