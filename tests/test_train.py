@@ -9,36 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from engine.train_options import TrainOptions
 from engine.trainer import Trainer, TrainingError, train
-from tests.synthetic_data import make_synthetic_dataset
 from utils.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
-
-# No augmentation and no warm-up: the overfit test checks that the model, loss and loop learn, nothing else.
-STILL_HYP = {
-    "lr0": 0.01, "lrf": 0.1, "momentum": 0.9, "weight_decay": 0.0, "warmup_epochs": 0.0, "warmup_momentum": 0.8,
-    "warmup_bias_lr": 0.0, "box": 7.5, "cls": 0.5, "dfl": 1.5, "obj": 1.0, "cls_pw": 1.0, "obj_pw": 1.0,
-    "anchor_t": 4.0, "fl_gamma": 0.0, "label_smoothing": 0.0, "hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0,
-    "degrees": 0.0, "translate": 0.0, "scale": 0.0, "shear": 0.0, "perspective": 0.0, "flipud": 0.0,
-    "fliplr": 0.0, "mosaic": 0.0, "mixup": 0.0,
-}
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Four 96 px images, two classes; validation is the training set (for the overfit check)."""
-    return make_synthetic_dataset(tmp_path_factory.mktemp("tiny"), n_train=4, n_val=4, imgsz=96, nc=2, val_is_train=True)
-
-
-@pytest.fixture(scope="module")
-def still_hyp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("hyp") / "still.yaml"
-    path.write_text(yaml.safe_dump(STILL_HYP))
-    return path
 
 
 def options(data: Path, project: Path, **overrides) -> TrainOptions:
@@ -49,11 +25,8 @@ def options(data: Path, project: Path, **overrides) -> TrainOptions:
     return TrainOptions(**{**base, **overrides})
 
 
-def test_overfits_tiny_data(tiny_data: Path, still_hyp: Path, tmp_path: Path) -> None:
-    # bn_momentum 0.3: with ~30 updates the default 0.03 leaves running statistics far behind the weights
-    run = train(options(tiny_data, tmp_path, hyp=str(still_hyp), epochs=30, optimizer="AdamW", noval=True,
-                        noplots=True, bn_momentum=0.3))
-    metrics = load_checkpoint(run / "weights" / "best.pt")["metrics"]
+def test_overfits_tiny_data(overfit_run: Path) -> None:
+    metrics = load_checkpoint(overfit_run / "weights" / "best.pt")["metrics"]
     assert metrics["map50"] >= 0.9, metrics
 
 

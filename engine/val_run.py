@@ -1,0 +1,124 @@
+"""val.py as a library call: load any weights format, build the split's loader, run the shared validation loop,
+optionally write COCO JSON and score it with pycocotools."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dataio.data_config import load_data_config
+from dataio.dataset import YoloDataset
+from dataio.loader import build_dataloader
+from engine.backends import Backend, load_backend
+from engine.validator import ValidationResult, validate
+from engine.weights import resolve_weights
+from utils.files import increment_path
+from utils.logging import LOGGER
+
+TASKS = ("val", "test", "speed")
+
+
+@dataclass
+class ValOptions:
+    weights: str | None = None  # .pt / .torchscript / .onnx; default the newest runs/train/*/weights/best.pt
+    data: str = "trees.yaml"
+    imgsz: int = 640
+    batch_size: int = 32
+    conf_thres: float = 0.001
+    iou_thres: float | None = None  # default 0.6 for anchor heads, 0.7 for DFL heads (as the references)
+    max_det: int = 300
+    task: str = "val"
+    single_cls: bool = False
+    augment: bool = False
+    verbose: bool = False
+    save_txt: bool = False
+    save_conf: bool = False
+    save_json: bool = False
+    plots: bool = True
+    device: str = ""
+    half: bool = False
+    workers: int = 2
+    project: str = "runs/val"
+    name: str = "exp"
+    exist_ok: bool = False
+    runs_dir: str = "runs"
+
+
+def _validation_imgsz(backend: Backend, requested: int) -> tuple[int, bool]:
+    """(image size, rectangular batches?): exported fixed-size models need their own square size."""
+    if backend.dynamic:
+        return requested, True
+    fixed = backend.imgsz
+    size = int(max(fixed)) if fixed else requested
+    if size != requested:
+        LOGGER.warning(f"--imgsz {requested} ignored: the model was exported for {fixed}")
+    return size, False
+
+
+def run_val(options: ValOptions) -> ValidationResult:
+    """Validate weights on a data split; returns the metrics (and writes plots, txt and JSON as asked)."""
+    if options.task not in TASKS:
+        raise ValueError(f"--task {options.task!r}: use one of {', '.join(TASKS)}")
+    weights = resolve_weights(options.weights, options.runs_dir)
+    backend = load_backend(weights, options.device, options.half)
+    data = load_data_config(options.data)
+    split = data.split("test" if options.task == "test" else "val")
+    names = {0: "item"} if options.single_cls else backend.names
+    imgsz, rect = _validation_imgsz(backend, options.imgsz)
+    stride = int(backend.stride)
+    if imgsz % stride:
+        raise ValueError(f"--imgsz {imgsz} must be a multiple of the model stride {stride}")
+    batch = options.batch_size if backend.dynamic or backend.metadata.batch in (None, 0) else backend.metadata.batch
+    dataset = YoloDataset(split, imgsz=imgsz, augment=False, rect=rect, stride=stride, batch_size=batch, pad=0.5,
+                          single_cls=options.single_cls, nc=None if options.single_cls else data.nc,
+                          prefix=f"{options.task}: ")
+    loader = build_dataloader(dataset, batch, workers=options.workers, shuffle=False)
+    save_dir = increment_path(Path(options.project) / options.name, options.exist_ok, mkdir=True)
+
+    speed_only = options.task == "speed"
+    collected: list[tuple[str, torch.Tensor]] = []
+    sink = (lambda path, det, hw: collected.append((path, det))) if options.save_json and not speed_only else None
+    iou = options.iou_thres if options.iou_thres is not None else (0.6 if backend.has_objectness else 0.7)
+    model: Any = backend.model if hasattr(backend, "model") else backend  # a PyTorch model gives timing per stage
+    result = validate(
+        model, loader, names=names, device=backend.device,
+        conf_thres=0.25 if speed_only else options.conf_thres, iou_thres=0.45 if speed_only else iou,
+        max_det=options.max_det, half=options.half, augment=options.augment, single_cls=options.single_cls,
+        plots=options.plots and not speed_only, save_dir=save_dir, verbose=options.verbose,
+        save_txt=options.save_txt, save_conf=options.save_conf, predictions_sink=sink,
+    )
+    if sink is not None:
+        result.coco = _coco_evaluation(dataset, collected, names, save_dir, weights)
+    LOGGER.info(f"Results saved to {save_dir}")
+    return result
+
+
+def _coco_evaluation(dataset: YoloDataset, collected: list[tuple[str, torch.Tensor]], names: dict[int, str],
+                     save_dir: Path, weights: Path) -> dict[str, Any] | None:
+    """Write COCO annotations (converted from the YOLO labels) and results; score them with pycocotools."""
+    from utils.coco import (
+        detections_to_coco_results,
+        evaluate_with_pycocotools,
+        pycocotools_available,
+        save_json,
+        yolo_labels_to_coco,
+    )
+
+    ids = {path: i for i, path in enumerate(dataset.image_files)}  # integer ids: file stems may mix types
+    annotations = yolo_labels_to_coco(
+        [(ids[p], int(w), int(h), labels) for p, (w, h), labels in zip(dataset.image_files, dataset.shapes, dataset.labels)],
+        names,
+    )
+    results = [r for path, det in collected for r in detections_to_coco_results(ids[path], det)]
+    annotations_path = save_json(annotations, save_dir / "annotations.json")
+    results_path = save_json(results, save_dir / f"{Path(weights).stem}_predictions.json")
+    LOGGER.info(f"COCO annotations {annotations_path}, predictions {results_path}")
+    if not pycocotools_available():
+        LOGGER.warning("pycocotools is not installed: COCO JSON written, not scored (pip install pycocotools)")
+        return None
+    evaluation = evaluate_with_pycocotools(annotations, results)
+    LOGGER.info(f"pycocotools:\n{evaluation['summary']}")
+    return evaluation
