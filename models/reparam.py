@@ -85,3 +85,21 @@ def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
                 m.weight.copy_(torch.rand(n, generator=generator) * 0.5 + 0.75)
                 m.bias.copy_(torch.randn(n, generator=generator) * 0.1)
     return model
+
+
+@torch.no_grad()
+def fold_preceding_batchnorm(bn: nn.modules.batchnorm._BatchNorm, conv: nn.Conv2d) -> nn.Conv2d:
+    """Return a new Conv2d (with bias) equal to `conv(bn(x))` in eval mode.
+
+    Exact only when the conv reads no zero padding (a padded border would see BN's shift, not zero), so a
+    padded conv is refused; grouped convs are refused too (none of our patterns needs them).
+    """
+    padding = conv.padding if isinstance(conv.padding, tuple) else (conv.padding,)
+    if conv.padding == "same" or any(p != 0 for p in padding) or conv.groups != 1:
+        raise ValueError("a BatchNorm folds into a following conv only if that conv has no padding and no groups")
+    scale, shift = batchnorm_scale_shift(bn)
+    fused = fold_affine(conv, torch.ones(conv.out_channels, device=scale.device, dtype=scale.dtype),
+                        torch.zeros(conv.out_channels, device=scale.device, dtype=scale.dtype))
+    fused.bias.add_((conv.weight * shift.reshape(1, -1, 1, 1)).sum((1, 2, 3)))
+    fused.weight.mul_(scale.reshape(1, -1, 1, 1))
+    return fused
