@@ -85,8 +85,24 @@ class MobileOneBlock(nn.Module):
                 self.scale_branch = ConvBatchNorm(in_channels, out_channels, 1, stride, groups)
             if in_channels == out_channels and stride == 1:
                 self.identity_branch = nn.BatchNorm2d(out_channels)
+            self._scale_branch_init()
         self.se = SqueezeExcite(out_channels) if use_se else nn.Identity()
         self.act = nn.ReLU(inplace=True)
+
+    @torch.no_grad()
+    def _scale_branch_init(self) -> None:
+        """Scale each conv branch's default init by 1/sqrt(number of conv branches).
+
+        The branches add up to the fused kernel; scaled so, that sum starts with the variance of one
+        default-initialised conv whatever k is. Otherwise an untrained k=4 network (MobileOne-S0) grows its
+        activations ~1e5-fold over its 42 blocks in eval mode, which makes fuse and export checks on untrained
+        models numerically meaningless. In training mode each branch's BatchNorm removes this scale anyway.
+        """
+        convs = [branch.conv for branch in self.conv_branches]
+        if self.scale_branch is not None:
+            convs.append(self.scale_branch.conv)
+        for conv in convs:
+            conv.weight.mul_(len(convs) ** -0.5)
 
     def _make_fused_conv(self) -> nn.Conv2d:
         return nn.Conv2d(
