@@ -58,7 +58,11 @@ def test_pretrained_true_is_refused() -> None:
 timm = pytest.importorskip("timm", reason="timm (test dependency) is the numerical reference for InceptionNeXt")
 
 
-@pytest.mark.parametrize("variant", ["atto", "tiny", "small", "base"])
+# REFERENCE.md: timm's features_only parameter counts in millions
+REFERENCE_PARAMS = {"atto": 2.885, "tiny": 23.974, "small": 45.293, "base": 80.444}
+
+
+@pytest.mark.parametrize("variant", list(REFERENCE_PARAMS))
 def test_equal_to_timm_features(variant: str) -> None:
     reference = perturb(timm.create_model(f"inception_next_{variant}", pretrained=False, features_only=True)).eval()
     ours = LAYERS.get(f"inceptionnext_{variant}").cls(3).eval()
@@ -68,6 +72,7 @@ def test_equal_to_timm_features(variant: str) -> None:
     assert ours.out_channels == reference.feature_info.channels()
     assert ours.out_strides == reference.feature_info.reduction()
     assert parameter_count(ours) == parameter_count(reference)
+    assert round(parameter_count(ours) / 1e6, 3) == REFERENCE_PARAMS[variant]
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         expected = reference(x)
