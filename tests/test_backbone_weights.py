@@ -90,3 +90,20 @@ def test_load_backbone_weights_finds_the_stage(checkpoint: tuple[Path, dict]) ->
     assert same_tensors(model.model[0], state)
     with pytest.raises(BackboneWeightsError, match="no backbone stage"):
         load_backbone_weights(DetectionModel("yolov5n.yaml"), path)
+
+
+def test_safetensors_checkpoint(checkpoint: tuple[Path, dict], tmp_path: Path) -> None:
+    """timm's hub checkpoints are model.safetensors files."""
+    safetensors_torch = pytest.importorskip("safetensors.torch", reason="optional reader of .safetensors files")
+    _, state = checkpoint
+    path = tmp_path / "model.safetensors"
+    safetensors_torch.save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    stage = MobileOneS0(3, 0.25)
+    assert sum(load_stage_weights(stage, path).values()) == len(state)
+    assert same_tensors(stage, state)
+
+
+def test_fused_stage_refuses_training_form_weights(checkpoint: tuple[Path, dict]) -> None:
+    path, _ = checkpoint
+    with pytest.raises(BackboneWeightsError, match=f"{path}: training-form .* before fusing"):
+        load_stage_weights(MobileOneS0(3, 0.25, None, True), path)

@@ -30,6 +30,12 @@ def test_fuse_folds_every_batchnorm_and_layer_scale() -> None:
     assert again.keys() == state.keys() and all(torch.equal(again[k], v) for k, v in state.items())
 
 
+def test_fused_stage_refuses_unfused_weights() -> None:
+    unfused = InceptionNeXtAtto().state_dict()
+    with pytest.raises(BackboneWeightsError, match="before fusing"):
+        load_stage_weights(reparameterize_model(InceptionNeXtAtto()), unfused)
+
+
 def test_downsample_fold_is_exact_and_padded_convs_are_refused() -> None:
     downsample = randomize_batchnorm(Downsample(8, 16)).eval()
     x = torch.randn(1, 8, 10, 14)

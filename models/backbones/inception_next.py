@@ -234,6 +234,15 @@ class InceptionNeXt(MultiOutputStage):
         """Map a timm `inception_next_*` state dict (full or features-only) to our names; the head is dropped."""
         return rename_keys(state_dict, _TIMM_RULES, drop=_TIMM_DROP)
 
+    def prepare_for_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> None:
+        """Refuse unfused weights (BatchNorms, layer scales) once this stage is fused: they have no place left."""
+        fused = any(isinstance(b, MetaNeXtBlock) and b.gamma is None for b in self.modules())
+        if fused and any(k.endswith(".gamma") or ".norm." in k for k in state_dict):
+            raise ValueError(
+                f"unfused weights cannot load into a fused {type(self).__name__}: load them before fusing "
+                "(DetectionModel(..., fused=True) loads YAML weights before it fuses)"
+            )
+
 
 @register_layer("inceptionnext_atto")
 class InceptionNeXtAtto(InceptionNeXt):

@@ -112,12 +112,16 @@ class MobileOneBackbone(MultiOutputStage):
         return rename_keys(state_dict, _TIMM_RULES, drop=_TIMM_DROP)
 
     def prepare_for_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> None:
-        """Re-parameterize this stage first when the checkpoint holds fused (deploy) convolutions."""
-        if any(".fused_conv." in k for k in state_dict) and any(not b.is_fused for b in self._blocks()):
+        """Re-parameterize this stage first when the checkpoint holds fused (deploy) convolutions; refuse
+        training-form (branch) weights once the stage is fused, as they no longer have a place to go."""
+        blocks = [m for m in self.modules() if isinstance(m, MobileOneBlock)]
+        if any(".fused_conv." in k for k in state_dict) and any(not b.is_fused for b in blocks):
             reparameterize_model(self)
-
-    def _blocks(self) -> list[MobileOneBlock]:
-        return [m for m in self.modules() if isinstance(m, MobileOneBlock)]
+        elif any(".conv_branches." in k for k in state_dict) and any(b.is_fused for b in blocks):
+            raise ValueError(
+                f"training-form (multi-branch) weights cannot load into a fused {type(self).__name__}: "
+                "load them before fusing (DetectionModel(..., fused=True) loads YAML weights before it fuses)"
+            )
 
 
 @register_layer()

@@ -53,10 +53,7 @@ def read_state_dict(path_or_state_dict: str | Path | StateDict) -> tuple[dict[st
         source = str(path_or_state_dict)
         if not Path(source).is_file():
             raise BackboneWeightsError(f"backbone checkpoint '{source}' does not exist")
-        try:
-            loaded = torch.load(source, map_location="cpu", weights_only=True)
-        except Exception as e:  # unpickling refused, truncated file, not a torch file...
-            raise BackboneWeightsError(f"{source}: cannot read as a weights-only torch checkpoint: {e}") from None
+        loaded = _load_safetensors(source) if source.endswith(".safetensors") else _load_torch(source)
     else:
         source, loaded = "<state dict>", path_or_state_dict
     for key in ("state_dict", "model", "state_dict_ema", "model_ema"):
@@ -71,6 +68,25 @@ def read_state_dict(path_or_state_dict: str | Path | StateDict) -> tuple[dict[st
     return tensors, source
 
 
+def _load_torch(source: str) -> Any:
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling refused, truncated file, not a torch file...
+        raise BackboneWeightsError(f"{source}: cannot read as a weights-only torch checkpoint: {e}") from None
+
+
+def _load_safetensors(source: str) -> dict[str, torch.Tensor]:
+    """timm's hub checkpoints are `model.safetensors`; reading them needs the optional `safetensors` package."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise BackboneWeightsError(f"{source}: reading .safetensors files needs `pip install safetensors`") from None
+    try:
+        return load_file(source, device="cpu")
+    except Exception as e:
+        raise BackboneWeightsError(f"{source}: cannot read as a safetensors file: {e}") from None
+
+
 def stage_group(key: str) -> str:
     """The part of a stage a tensor belongs to: `stem`, `stages.2`, ... (first name, plus its index if any)."""
     parts = key.split(".")
@@ -82,6 +98,8 @@ def stage_group(key: str) -> str:
 def load_stage_weights(stage: nn.Module, path_or_state_dict: str | Path | StateDict) -> dict[str, int]:
     """Load a checkpoint (timm or our own names) into `stage`; returns tensors loaded per stage group.
 
+    Reads `torch.save` files with `weights_only=True` and `.safetensors` files (timm's hub format). A stage may
+    define `prepare_for_state_dict(converted)` to adapt itself (or refuse, with ValueError) before loading.
     Raises BackboneWeightsError naming the file when no tensor matches or when a matching name has another shape.
     """
     tensors, source = read_state_dict(path_or_state_dict)
@@ -90,7 +108,10 @@ def load_stage_weights(stage: nn.Module, path_or_state_dict: str | Path | StateD
     converted = converter(tensors) if converter is not None else dict(tensors)
     prepare = getattr(stage, "prepare_for_state_dict", None)
     if prepare is not None:  # e.g. fuse a MobileOne stage before loading a re-parameterized (deploy) checkpoint
-        prepare(converted)
+        try:
+            prepare(converted)
+        except ValueError as e:
+            raise BackboneWeightsError(f"{source}: {e}") from None
 
     own = stage.state_dict()
     matched = {k: v for k, v in converted.items() if k in own}
