@@ -6,6 +6,6 @@ from models.backbones.stage import MultiOutputStage, stage_outputs
 from models.backbones.weights import load_backbone_weights, load_stage_weights
 
 __all__ = [
-    "InceptionNeXt", "MobileOneBackbone", "MultiOutputStage", "stage_outputs",
-    "load_backbone_weights", "load_stage_weights",
+    "InceptionNeXt", "MobileOneBackbone", "MultiOutputStage", "load_backbone_weights", "load_stage_weights",
+    "stage_outputs",
 ]

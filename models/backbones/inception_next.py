@@ -38,7 +38,7 @@ class InceptionDepthwiseConv(nn.Module):
         super().__init__()
         branch = int(channels * branch_ratio)
         if branch < 1:
-            raise ValueError(f"InceptionDepthwiseConv: {channels} channels x ratio {branch_ratio} leaves no branch channels")
+            raise ValueError(f"InceptionDepthwiseConv: {channels} channels x {branch_ratio} leaves no branch channels")
         square_pad, band_pad = square_kernel_size // 2, band_kernel_size // 2
         self.square = nn.Conv2d(branch, branch, square_kernel_size, padding=square_pad, groups=branch)
         self.band_w = nn.Conv2d(branch, branch, (1, band_kernel_size), padding=(0, band_pad), groups=branch)

@@ -135,7 +135,9 @@ def load_stage_weights(stage: nn.Module, path_or_state_dict: str | Path | StateD
     summary = ", ".join(f"{group} {n}" for group, n in counts.items())
     LOGGER.info(f"{stage_name}: loaded {len(matched)}/{len(own)} tensors from {source} ({summary})")
     if missing:
-        LOGGER.warning(f"{stage_name}: {len(missing)} tensors not in {source} keep their initial values, e.g. {missing[0]}")
+        LOGGER.warning(
+            f"{stage_name}: {len(missing)} tensors not in {source} keep their initial values, e.g. {missing[0]}"
+        )
     if unused:
         LOGGER.warning(f"{stage_name}: {len(unused)} tensors of {source} were not used, e.g. {unused[0]}")
     return counts
@@ -156,7 +158,9 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> dict[str, int]:
     return load_stage_weights(stage, path)
 
 
-def rename_keys(state_dict: StateDict, rules: list[tuple[str, str]], drop: str | None = None) -> dict[str, torch.Tensor]:
+def rename_keys(
+    state_dict: StateDict, rules: list[tuple[str, str]], drop: str | None = None
+) -> dict[str, torch.Tensor]:
     """Apply regex substitutions `rules` in order to every key; keys matching `drop` (a regex) are left out."""
     compiled = [(re.compile(pattern), replacement) for pattern, replacement in rules]
     dropped = re.compile(drop) if drop else None

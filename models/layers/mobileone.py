@@ -26,7 +26,8 @@ class ConvBatchNorm(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False)
+        padding = kernel_size // 2
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -204,7 +205,8 @@ class MobileOne(nn.Module):
         blocks: list[MobileOneBlock] = []
         channels = in_channels
         for i in range(n):
-            blocks += mobileone_unit(channels, out_channels, stride if i == 0 else 1, branches, i >= n - se_units, fused)
+            unit_stride, use_se = (stride if i == 0 else 1), i >= n - se_units
+            blocks += mobileone_unit(channels, out_channels, unit_stride, branches, use_se, fused)
             channels = out_channels
         # flat depthwise/pointwise sequence, indexed like the reference's stages (block 2i, 2i+1 = unit i)
         self.blocks = nn.Sequential(*blocks)
