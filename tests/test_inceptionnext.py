@@ -70,8 +70,8 @@ REFERENCE_PARAMS = {"atto": 2.885, "tiny": 23.974, "small": 45.293, "base": 80.4
 
 @pytest.mark.parametrize("variant", list(REFERENCE_PARAMS))
 def test_equal_to_timm_features(variant: str) -> None:
-    reference = perturb(timm.create_model(f"inception_next_{variant}", pretrained=False, features_only=True)).eval()
     ours = LAYERS.get(f"inceptionnext_{variant}").cls(3).eval()
+    reference = perturb(timm.create_model(ours.timm_name, pretrained=False, features_only=True)).eval()
     counts = load_stage_weights(ours, reference.state_dict())
     assert sum(counts.values()) == len(ours.state_dict())
     assert list(counts) == ["stem", "stages.0", "stages.1", "stages.2", "stages.3"]

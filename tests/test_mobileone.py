@@ -104,8 +104,8 @@ REFERENCE_PARAMS = {"s0": (4.268, 1.054), "s1": (3.544, 3.484), "s2": (5.836, 5.
 
 @pytest.mark.parametrize("variant", list(REFERENCE_PARAMS))
 def test_equal_to_timm_features(variant: str) -> None:
-    reference = perturb(timm.create_model(f"mobileone_{variant}", pretrained=False, features_only=True)).eval()
     ours = LAYERS.get(f"MobileOne{variant.upper()}").cls(3).eval()
+    reference = perturb(timm.create_model(ours.timm_name, pretrained=False, features_only=True)).eval()
     counts = load_stage_weights(ours, reference.state_dict())
     assert sum(counts.values()) == len(ours.state_dict())  # every tensor came from the checkpoint
     assert list(counts) == ["stem", "stages.0", "stages.1", "stages.2", "stages.3"]

@@ -197,6 +197,7 @@ class InceptionNeXt(MultiOutputStage):
     """
 
     variant: str | None = None
+    timm_name: str | None = None  # the reference model whose checkpoints convert_timm_state_dict maps
 
     def __init__(self, in_channels: int = 3, weights: str | bool | None = None, width: float = 1.0) -> None:
         super().__init__()
@@ -249,6 +250,7 @@ class InceptionNeXtAtto(InceptionNeXt):
     """InceptionNeXt-A: widths 40/80/160/320, depths 2/2/6/2, band kernel 9, branch ratio 1/4."""
 
     variant = "atto"
+    timm_name = "inception_next_atto"
 
 
 @register_layer("inceptionnext_tiny")
@@ -256,6 +258,7 @@ class InceptionNeXtTiny(InceptionNeXt):
     """InceptionNeXt-T: widths 96/192/384/768, depths 3/3/9/3."""
 
     variant = "tiny"
+    timm_name = "inception_next_tiny"
 
 
 @register_layer("inceptionnext_small")
@@ -263,6 +266,7 @@ class InceptionNeXtSmall(InceptionNeXt):
     """InceptionNeXt-S: widths 96/192/384/768, depths 3/3/27/3."""
 
     variant = "small"
+    timm_name = "inception_next_small"
 
 
 @register_layer("inceptionnext_base")
@@ -270,3 +274,4 @@ class InceptionNeXtBase(InceptionNeXt):
     """InceptionNeXt-B: widths 128/256/512/1024, depths 3/3/27/3."""
 
     variant = "base"
+    timm_name = "inception_next_base"

@@ -69,6 +69,7 @@ class MobileOneBackbone(MultiOutputStage):
     """
 
     variant: str | None = None
+    timm_name: str | None = None  # the reference model whose checkpoints convert_timm_state_dict maps
 
     def __init__(
         self,
@@ -129,6 +130,7 @@ class MobileOneS0(MobileOneBackbone):
     """MobileOne-S0: widths 48/48/128/256/1024, k=4 branches; YAML `[-1, 1, MobileOneS0, [width, weights]]`."""
 
     variant = "s0"
+    timm_name = "mobileone_s0"
 
 
 @register_layer()
@@ -136,6 +138,7 @@ class MobileOneS1(MobileOneBackbone):
     """MobileOne-S1: widths 64/96/192/512/1280, k=1."""
 
     variant = "s1"
+    timm_name = "mobileone_s1"
 
 
 @register_layer()
@@ -143,6 +146,7 @@ class MobileOneS2(MobileOneBackbone):
     """MobileOne-S2: widths 64/96/256/640/2048, k=1."""
 
     variant = "s2"
+    timm_name = "mobileone_s2"
 
 
 @register_layer()
@@ -150,6 +154,7 @@ class MobileOneS3(MobileOneBackbone):
     """MobileOne-S3: widths 64/128/320/768/2048, k=1."""
 
     variant = "s3"
+    timm_name = "mobileone_s3"
 
 
 @register_layer()
@@ -157,3 +162,4 @@ class MobileOneS4(MobileOneBackbone):
     """MobileOne-S4: widths 64/192/448/896/2048, k=1, squeeze-excitation in the last 5 + 1 units."""
 
     variant = "s4"
+    timm_name = "mobileone_s4"

@@ -97,7 +97,9 @@ class MobileOneBlock(nn.Module):
         The branches add up to the fused kernel; scaled so, that sum starts with the variance of one
         default-initialised conv whatever k is. Otherwise an untrained k=4 network (MobileOne-S0) grows its
         activations ~1e5-fold over its 42 blocks in eval mode, which makes fuse and export checks on untrained
-        models numerically meaningless. In training mode each branch's BatchNorm removes this scale anyway.
+        models numerically meaningless. In training mode each branch's BatchNorm normalises its conv's output, so
+        the forward pass does not depend on this scale (the effective learning rate of those weights does, as it
+        does on any init scale).
         """
         convs = [branch.conv for branch in self.conv_branches]
         if self.scale_branch is not None:
