@@ -55,6 +55,8 @@ class PSABlock(nn.Module):
 class C2PSA(nn.Module):
     """CSP block whose one half goes through n PSA blocks (one head per 64 channels)."""
 
+    stride_factor = 1  # declared, so the builder need not probe the stride with a forward pass
+
     def __init__(self, in_channels: int, out_channels: int, n: int = 1, expansion: float = 0.5) -> None:
         super().__init__()
         if in_channels != out_channels:

@@ -18,6 +18,8 @@ from models.reparam import batchnorm_scale_shift, fold_affine
 class Bottleneck(nn.Module):
     """Two convs with a residual connection when the shapes allow it."""
 
+    stride_factor = 1  # declared, so the builder need not probe the stride with a forward pass
+
     def __init__(
         self,
         in_channels: int,
@@ -41,6 +43,8 @@ class Bottleneck(nn.Module):
 @register_layer(channels="scaled", repeats_inside=True)
 class BottleneckCSP(nn.Module):
     """YOLOv5's original CSP block: one branch through bottlenecks, one plain 1x1, a shared BN over both."""
+
+    stride_factor = 1  # declared, so the builder need not probe the stride with a forward pass
 
     def __init__(
         self,
@@ -80,6 +84,8 @@ class BottleneckCSP(nn.Module):
 @register_layer(channels="scaled", repeats_inside=True)
 class C3(nn.Module):
     """CSP bottleneck with three convs: two 1x1 branches, bottlenecks on one, a 1x1 to merge."""
+
+    stride_factor = 1  # declared, so the builder need not probe the stride with a forward pass
 
     def __init__(
         self,
@@ -123,6 +129,8 @@ class C3k(C3):
 
 class SplitConcatBlock(nn.Module):
     """The C2f layout: split a 1x1 conv in two, chain n blocks on one half, concatenate every intermediate."""
+
+    stride_factor = 1  # declared, so the builder need not probe the stride with a forward pass
 
     def __init__(
         self,

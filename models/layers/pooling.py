@@ -13,6 +13,8 @@ from models.layers.conv import Conv
 class SPP(nn.Module):
     """Concatenate max-pools of several kernel sizes (YOLOv3-SPP / YOLOv5 v5)."""
 
+    stride_factor = 1  # declared, so the builder need not probe the stride with a forward pass
+
     def __init__(self, in_channels: int, out_channels: int, kernel_sizes: tuple[int, ...] = (5, 9, 13)) -> None:
         super().__init__()
         hidden = in_channels // 2
@@ -28,6 +30,8 @@ class SPP(nn.Module):
 @register_layer(channels="scaled")
 class SPPF(nn.Module):
     """Fast SPP: one k x k max-pool applied three times equals SPP with kernels (k, 2k-1, 3k-2)."""
+
+    stride_factor = 1  # declared, so the builder need not probe the stride with a forward pass
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 5) -> None:
         super().__init__()
