@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from models.backbones.stage import MultiOutputStage
+from models.backbones.stage import MultiOutputStage, check_width
 from models.backbones.weights import load_stage_weights, rename_keys, resolve_weights_argument
 from models.layer_spec import FeatureSpec, make_divisible, register_layer
 from models.reparam import fold_affine, fold_batchnorm, fold_preceding_batchnorm
@@ -203,8 +203,7 @@ class InceptionNeXt(MultiOutputStage):
         super().__init__()
         if self.variant not in VARIANTS:
             raise TypeError(f"{type(self).__name__}: use one of inceptionnext_atto/tiny/small/base")
-        if not isinstance(width, (int, float)) or isinstance(width, bool) or width <= 0:
-            raise ValueError(f"{type(self).__name__}: width must be a positive number, got {width!r}")
+        width = check_width(type(self).__name__, width, high=None)
         path = resolve_weights_argument(weights, type(self).__name__)  # fail before building on a bad argument
         spec = VARIANTS[self.variant]
         widths = [make_divisible(c * width, 8) for c in spec.widths]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from models.backbones.stage import MultiOutputStage
+from models.backbones.stage import MultiOutputStage, check_width
 from models.backbones.weights import load_stage_weights, rename_keys, resolve_weights_argument
 from models.layer_spec import FeatureSpec, make_divisible, register_layer
 from models.layers.mobileone import MobileOne, MobileOneBlock
@@ -82,8 +82,7 @@ class MobileOneBackbone(MultiOutputStage):
         variant = self.variant
         if variant not in VARIANTS:
             raise TypeError(f"{type(self).__name__}: use one of MobileOneS0..S4 (unknown variant {variant!r})")
-        if not isinstance(width, (int, float)) or isinstance(width, bool) or width <= 0:
-            raise ValueError(f"{type(self).__name__}: width must be a positive number, got {width!r}")
+        width = check_width(type(self).__name__, width, high=None)
         path = resolve_weights_argument(weights, type(self).__name__)  # fail before building on a bad argument
         spec = VARIANTS[variant]
         stem_channels = make_divisible(spec.stem_channels * width, 8)

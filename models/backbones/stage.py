@@ -8,6 +8,8 @@ slots, one per pyramid level P1, P2, ... (P5 at least); a level it does not prod
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 
@@ -46,3 +48,21 @@ def stage_outputs(feature_info: list[FeatureSpec], input_spec: FeatureSpec) -> l
         raise ValueError(f"stage outputs must have distinct strides in increasing order, got {strides}")
     base = input_spec.stride if input_spec.stride is not None else 1.0
     return [FeatureSpec(int(f.channels), base * f.stride) for f in feature_info]
+
+
+MIN_WIDTH = 0.25  # below this, rounding channels up to multiples of 8 stops scaling the network
+
+
+def check_width(owner: str, width: object, low: float = MIN_WIDTH, high: float | None = 1.5) -> float:
+    """Validate a backbone width factor; the message names the argument, the value and the supported range."""
+    allowed = f"[{low}, {high}]" if high is not None else f">= {low}"
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width):
+        raise ValueError(f"{owner}: width must be a number {allowed}, got {width!r}")
+    if width < low:
+        raise ValueError(
+            f"{owner}: width={width} is outside the supported range {allowed}: under {low} the rounding of "
+            "channels to multiples of 8 stops scaling the network (zero or negative widths have no meaning)"
+        )
+    if high is not None and width > high:
+        raise ValueError(f"{owner}: width={width} is above the supported range {allowed}")
+    return float(width)

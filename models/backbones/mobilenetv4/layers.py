@@ -117,16 +117,3 @@ def activation(name: str) -> nn.Module:
     raise ValueError(f"unknown activation {name!r}; expected 'relu' or 'gelu'")
 
 
-def check_width(owner: str, width: object, low: float = 0.25, high: float = 1.5) -> float:
-    """Validate a width factor; the message names the argument, the value and the supported range."""
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width):
-        raise ValueError(f"{owner}: width must be a number in [{low}, {high}], got {width!r}")
-    if width < low:
-        raise ValueError(
-            f"{owner}: width={width} is below the supported range [{low}, {high}]: under {low} the rounding of "
-            f"channels to multiples of {CHANNEL_DIVISOR} stops scaling the network (zero or negative widths have "
-            "no meaning at all)"
-        )
-    if width > high:
-        raise ValueError(f"{owner}: width={width} is above the supported range [{low}, {high}]")
-    return float(width)

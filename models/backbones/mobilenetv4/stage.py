@@ -12,8 +12,8 @@ from models.backbones.mobilenetv4 import specs
 from models.backbones.mobilenetv4.attention import MobileMQABlock
 from models.backbones.mobilenetv4.blocks import FusedInvertedBottleneck, UniversalInvertedBottleneck
 from models.backbones.mobilenetv4.convert import timm_to_ours
-from models.backbones.mobilenetv4.layers import ConvNormAct, activation, check_width, round_channels
-from models.backbones.stage import MultiOutputStage
+from models.backbones.mobilenetv4.layers import ConvNormAct, activation, round_channels
+from models.backbones.stage import MultiOutputStage, check_width
 from models.layer_spec import FeatureSpec, register_layer
 
 
