@@ -24,8 +24,8 @@ TASKS = ("val", "test", "speed")
 @dataclass
 class ValOptions:
     weights: str | None = None  # .pt / .torchscript / .onnx; default the newest runs/train/*/weights/best.pt
-    data: str = "trees.yaml"
-    imgsz: int = 640
+    data: str | None = None  # default: the data the checkpoint was trained on, else trees.yaml
+    imgsz: int | None = None  # default: the checkpoint's training size (or the export's), else 640
     batch_size: int = 32
     conf_thres: float = 0.001
     iou_thres: float | None = None  # default 0.6 for anchor heads, 0.7 for DFL heads (as the references)
@@ -58,16 +58,30 @@ def _validation_imgsz(backend: Backend, requested: int) -> tuple[int, bool]:
     return size, False
 
 
+def _training_defaults(weights: Path) -> dict[str, Any]:
+    """The data and image size a checkpoint was trained with (empty for exported files)."""
+    if weights.suffix != ".pt":
+        return {}
+    from utils.checkpoint import load_checkpoint
+
+    return load_checkpoint(weights).get("train_args") or {}
+
+
 def run_val(options: ValOptions) -> ValidationResult:
     """Validate weights on a data split; returns the metrics (and writes plots, txt and JSON as asked)."""
     if options.task not in TASKS:
         raise ValueError(f"--task {options.task!r}: use one of {', '.join(TASKS)}")
     weights = resolve_weights(options.weights, options.runs_dir)
     backend = load_backend(weights, options.device, options.half)
-    data = load_data_config(options.data)
+    trained = _training_defaults(weights)
+    data_name = options.data or trained.get("data") or "trees.yaml"
+    requested_imgsz = options.imgsz or trained.get("imgsz") or (max(backend.imgsz) if backend.imgsz else 640)
+    if not options.data or not options.imgsz:
+        LOGGER.info(f"Validating on {data_name} at {requested_imgsz} px (from the checkpoint where not given)")
+    data = load_data_config(data_name)
     split = data.split("test" if options.task == "test" else "val")
     names = {0: "item"} if options.single_cls else backend.names
-    imgsz, rect = _validation_imgsz(backend, options.imgsz)
+    imgsz, rect = _validation_imgsz(backend, int(requested_imgsz))
     stride = int(backend.stride)
     if imgsz % stride:
         raise ValueError(f"--imgsz {imgsz} must be a multiple of the model stride {stride}")
