@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.backbones.mobilenetv4.layers import ChannelAffine, ConvNormAct, LayerScale, fold_input_affine
-from models.reparam import batchnorm_scale_shift, fold_affine
+from models.backbones.mobilenetv4.layers import ChannelAffine, ConvNormAct, LayerScale
+from models.reparam import batchnorm_scale_shift, fold_affine, fold_input_affine
 
 
 class MultiQueryAttention(nn.Module):

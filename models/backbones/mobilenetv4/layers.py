@@ -1,13 +1,11 @@
-"""Small building blocks of MobileNetV4: conv-BN-activation, learnable layer scale, a per-channel affine,
-the channel rounding rule, and the folds that `reparameterize()` uses.
+"""Small building blocks of MobileNetV4: conv-BN-activation, learnable layer scale, a per-channel affine and
+the channel rounding rule.
 
 BatchNorm keeps PyTorch's defaults (eps 1e-5, momentum 0.1), not YOLO's (1e-3, 0.03): the reference
 implementation and its checkpoints use them, and eps changes the outputs.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
@@ -94,20 +92,6 @@ class ChannelAffine(nn.Module):
         return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
 
-@torch.no_grad()
-def fold_input_affine(conv: nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor) -> nn.Conv2d:
-    """Return a Conv2d equal to `conv(x * scale + shift)` for a 1x1, ungrouped, unpadded convolution."""
-    if conv.kernel_size != (1, 1) or conv.groups != 1 or conv.padding not in ((0, 0), 0):
-        raise ValueError("an input affine folds exactly only into an unpadded, ungrouped 1x1 convolution")
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, 1, conv.stride, bias=True).to(conv.weight)
-    weight = conv.weight[:, :, 0, 0]
-    fused.weight.copy_((weight * scale.view(1, -1)).view_as(conv.weight))
-    bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels).to(weight)
-    fused.bias.copy_(bias + weight @ shift)
-    fused.requires_grad_(conv.weight.requires_grad)
-    return fused
-
-
 def activation(name: str) -> nn.Module:
     """The activation a variant uses throughout."""
     if name == "relu":
@@ -115,5 +99,3 @@ def activation(name: str) -> nn.Module:
     if name == "gelu":
         return nn.GELU()
     raise ValueError(f"unknown activation {name!r}; expected 'relu' or 'gelu'")
-
-
