@@ -39,8 +39,9 @@ def batchnorm_scale_shift(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Te
 
 
 @torch.no_grad()
-def fold_affine(conv: nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor) -> nn.Conv2d:
-    """Return a new Conv2d (with bias) equal to `conv(x) * scale + shift` per output channel."""
+def fold_affine(conv: nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor | None = None) -> nn.Conv2d:
+    """Return a new Conv2d (with bias) equal to `conv(x) * scale + shift` per output channel (no shift if None)."""
+    shift = torch.zeros_like(scale) if shift is None else shift
     fused = nn.Conv2d(
         conv.in_channels,
         conv.out_channels,
@@ -101,7 +102,7 @@ def fold_input_affine(conv: nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor)
             "no padding and no groups"
         )
     ones = torch.ones(conv.out_channels, device=conv.weight.device, dtype=conv.weight.dtype)
-    fused = fold_affine(conv, ones, torch.zeros_like(ones))  # a copy of `conv` that has a bias
+    fused = fold_affine(conv, ones)  # a copy of `conv` that has a bias
     fused.bias.add_((conv.weight * shift.reshape(1, -1, 1, 1)).sum((1, 2, 3)))  # W * shift, summed over inputs
     fused.weight.mul_(scale.reshape(1, -1, 1, 1))  # scale each input channel
     return fused

@@ -103,5 +103,5 @@ class MobileMQABlock(nn.Module):
                 down.reparameterize()
         if isinstance(self.layer_scale, LayerScale):
             gamma = self.layer_scale.gamma.detach()
-            self.attn.output_proj = fold_affine(self.attn.output_proj, gamma, torch.zeros_like(gamma))
+            self.attn.output_proj = fold_affine(self.attn.output_proj, gamma)
             self.layer_scale = nn.Identity()

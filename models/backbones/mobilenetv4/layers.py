@@ -65,7 +65,7 @@ class ConvNormAct(nn.Module):
         """Multiply the (already folded) output by a per-channel `gamma`; only valid without activation."""
         if not isinstance(self.act, nn.Identity) or not isinstance(self.bn, nn.Identity):
             raise RuntimeError("scale_output needs a folded ConvNormAct without activation")
-        self.conv = fold_affine(self.conv, gamma.detach(), torch.zeros_like(gamma.detach()))
+        self.conv = fold_affine(self.conv, gamma.detach())
 
 
 class LayerScale(nn.Module):
