@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.reparam import fold_affine, fold_batchnorm
+from models.layers.conv import Conv
+from models.reparam import fold_affine
 
 CHANNEL_DIVISOR = 8  # every width-scaled channel count is a multiple of this
 
@@ -27,11 +28,12 @@ def round_channels(channels: float, divisor: int = CHANNEL_DIVISOR) -> int:
     return int(rounded)
 
 
-class ConvNormAct(nn.Module):
-    """Conv2d (no bias) -> BatchNorm2d -> optional activation; 'same' padding for odd kernels.
+class ConvNormAct(Conv):
+    """Conv2d (no bias) -> BatchNorm2d -> optional activation: our Conv (and its BatchNorm fold) with PyTorch's
+    BatchNorm defaults and the reference's padding, ((stride - 1) + (kernel_size - 1)) // 2."""
 
-    `reparameterize()` folds the BatchNorm into the convolution.
-    """
+    bn_eps = 1e-5
+    bn_momentum = 0.1
 
     def __init__(
         self,
@@ -42,24 +44,14 @@ class ConvNormAct(nn.Module):
         groups: int = 1,
         act: nn.Module | None = None,
     ) -> None:
-        super().__init__()
         padding = ((stride - 1) + (kernel_size - 1)) // 2  # equals kernel_size // 2 for the odd kernels used here
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False)
-        self.bn: nn.Module = nn.BatchNorm2d(out_channels)
-        self.act = act if act is not None else nn.Identity()
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, groups, act=act if act is not None else False
+        )
 
     @property
     def out_channels(self) -> int:
         return self.conv.out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.conv(x)))
-
-    def reparameterize(self) -> None:
-        if isinstance(self.bn, nn.Identity):
-            return
-        self.conv = fold_batchnorm(self.conv, self.bn)
-        self.bn = nn.Identity()
 
     def scale_output(self, gamma: torch.Tensor) -> None:
         """Multiply the (already folded) output by a per-channel `gamma`; only valid without activation."""
