@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dataio.sources import DatasetSourceError, is_glob, list_images
+from utils.files import load_yaml
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SPLITS = ("train", "val", "test")
@@ -91,10 +90,7 @@ def load_data_config(data: str | Path | dict[str, Any], check_images: bool = Tru
     else:
         file = find_data_file(data)
         source = str(file)
-        try:
-            raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise DataConfigError(f"{source}: invalid YAML: {e}") from None
+        raw = load_yaml(file, DataConfigError)
         if not isinstance(raw, dict):
             raise DataConfigError(f"{source}: a data config must be a mapping with 'train'/'val' and 'names'")
         base = file.resolve().parent

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from models.layer_spec import Scaling
+from utils.files import load_yaml
 from utils.logging import LOGGER
 
 CFG_DIR = Path(__file__).resolve().parent.parent / "cfg"
@@ -93,12 +92,8 @@ def _locate(path: Path) -> Path | None:
 
 
 def read_yaml(path: Path) -> Any:
-    """safe_load a YAML file; syntax errors name the file and line."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    """safe_load a model YAML; syntax errors raise ConfigError naming the file and line."""
+    return load_yaml(path, ConfigError)
 
 
 def load_model_config(
