@@ -113,12 +113,12 @@ def _simplify(graph: onnx.ModelProto) -> onnx.ModelProto:
     try:
         import onnxsim
     except ImportError:
-        LOGGER.warning("WARNING: --simplify: the onnxsim package is not installed; the ONNX model is written "
+        LOGGER.warning("--simplify: the onnxsim package is not installed; the ONNX model is written "
                        "unsimplified (pip install onnxsim to enable it)")
         return graph
     simplified, ok = onnxsim.simplify(graph)
     if not ok:
-        LOGGER.warning("WARNING: --simplify: onnxsim could not validate the simplified model; keeping the original")
+        LOGGER.warning("--simplify: onnxsim could not validate the simplified model; keeping the original")
         return graph
     return simplified
 
@@ -240,7 +240,7 @@ def _verify(
         import onnxruntime as ort
 
         if "CUDAExecutionProvider" not in ort.get_available_providers():  # the CPU provider lacks fp16 kernels
-            LOGGER.warning(f"WARNING: {result.path} (fp16) written but not checked: this onnxruntime has no CUDA "
+            LOGGER.warning(f"{result.path} (fp16) written but not checked: this onnxruntime has no CUDA "
                            "provider to run fp16 models (pip install onnxruntime-gpu)")
             return
     backend = load_backend(result.path, device)

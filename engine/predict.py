@@ -129,7 +129,7 @@ class Predictor:
             fixed = tuple(backend.imgsz)
             requested = check_imgsz(imgsz, backend.stride)
             if requested != fixed:
-                LOGGER.warning(f"WARNING: {backend.path} has a fixed input size {fixed[0]}x{fixed[1]}; using it")
+                LOGGER.warning(f"{backend.path} has a fixed input size {fixed[0]}x{fixed[1]}; using it")
             self.imgsz = fixed
         else:
             self.imgsz = check_imgsz(imgsz, backend.stride)

@@ -126,7 +126,7 @@ class Source:
 
     def _fail(self, path: str, reason: str) -> None:
         self.failures.append((path, reason))
-        LOGGER.warning(f"WARNING: skipping {path}: {reason}")
+        LOGGER.warning(f"skipping {path}: {reason}")
 
     def __len__(self) -> int:
         return len(self.arrays) or len(self.items)
