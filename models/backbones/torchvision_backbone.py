@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.fx
-from torch import nn
+import torch.nn as nn
 
 from models.backbones.levels import pyramid_level
 from models.backbones.stage import MultiOutputStage

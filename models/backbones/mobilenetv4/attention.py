@@ -9,7 +9,7 @@ queries (B, h, HW, d) from a 1x1 conv; keys and values (B, 1, M, d), shared by e
 from __future__ import annotations
 
 import torch
-from torch import nn
+import torch.nn as nn
 
 from models.backbones.mobilenetv4.layers import ChannelAffine, ConvNormAct, LayerScale
 from models.reparam import batchnorm_scale_shift, fold_affine, fold_input_affine

@@ -8,7 +8,7 @@ implementation and its checkpoints use them, and eps changes the outputs.
 from __future__ import annotations
 
 import torch
-from torch import nn
+import torch.nn as nn
 
 from models.layers.conv import Conv
 from models.reparam import fold_affine

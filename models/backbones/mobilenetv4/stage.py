@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from torch import nn
+import torch.nn as nn
 
 from models.backbones.mobilenetv4 import specs
 from models.backbones.mobilenetv4.attention import MobileMQABlock
