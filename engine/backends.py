@@ -68,7 +68,7 @@ class Backend(ABC):
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """Decoded predictions, float32 on this backend's device. A fixed-batch export gets padded batches."""
         if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected images of shape (batch, 3, h, w), got {tuple(images.shape)}")
+            raise ValueError(f"{self.path}: expected images of shape (batch, 3, h, w), got {tuple(images.shape)}")
         size = list(images.shape[2:])
         if not self.dynamic and self.imgsz is not None and size != list(self.imgsz):
             raise ValueError(
