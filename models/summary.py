@@ -72,15 +72,16 @@ def describe_model(
 ) -> float | None:
     """Build `cfg`, log its layer table and summary (what `python models/yolo.py` prints); with `fuse`, also
     fuse it and return the relative max difference of the eval outputs, fused against unfused."""
-    torch.manual_seed(0)
-    model = DetectionModel(cfg, nc=nc, scale=scale)
+    with torch.random.fork_rng(devices=[]):  # seeded for a reproducible check; the caller's RNG is left alone
+        torch.manual_seed(0)
+        model = DetectionModel(cfg, nc=nc, scale=scale)
+        image = torch.rand(1, model.in_channels, imgsz, imgsz)
     name = Path(cfg).stem
     LOGGER.info(layer_table(model.model, model.records))
     LOGGER.info(summary_line(name, model, imgsz))
     if not fuse:
         return None
     randomize_batchnorm(model).eval()  # fresh BatchNorms are identities; random statistics make the check real
-    image = torch.rand(1, model.in_channels, imgsz, imgsz)
     with torch.no_grad():
         unfused = model(image)
         model.fuse()
