@@ -38,6 +38,15 @@ def make_divisible(x: float, divisor: int = 8) -> int:
     return int(math.ceil(x / divisor) * divisor)
 
 
+def round_divisible(x: float, divisor: int = 8, round_limit: float = 0.0) -> int:
+    """Nearest multiple of `divisor` (at least `divisor`), the rounding of TF/timm models (not YOLO's round-up),
+    raised by one `divisor` when it falls below `round_limit * x` (MobileNets use 0.9: lose at most 10%)."""
+    rounded = max(divisor, int(x + divisor / 2) // divisor * divisor)
+    if rounded < round_limit * x:
+        rounded += divisor
+    return int(rounded)
+
+
 @dataclass(frozen=True)
 class Scaling:
     """Compound scaling of a model: depth and width multiples and the channel cap of YOLO11-style scales."""

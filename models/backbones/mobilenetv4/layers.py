@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from models.layer_spec import round_divisible
 from models.layers.conv import Conv
 from models.reparam import fold_affine
 
@@ -22,10 +23,7 @@ def round_channels(channels: float, divisor: int = CHANNEL_DIVISOR) -> int:
     This is the MobileNet rounding (TF models' `make_divisible`), unlike YOLO's round-up; widths of
     MobileNetV4 checkpoints follow it.
     """
-    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * channels:
-        rounded += divisor
-    return int(rounded)
+    return round_divisible(channels, divisor, round_limit=0.9)
 
 
 class ConvNormAct(Conv):
