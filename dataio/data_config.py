@@ -21,6 +21,7 @@ from typing import Any
 
 from dataio.sources import DatasetSourceError, is_glob, list_images
 from utils.files import load_yaml
+from utils.values import is_int
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SPLITS = ("train", "val", "test")
@@ -116,7 +117,7 @@ def load_data_config(data: str | Path | dict[str, Any], check_images: bool = Tru
 
 def _parse_names(raw: dict[str, Any], source: str) -> dict[int, str]:
     names, nc = raw.get("names"), raw.get("nc")
-    if nc is not None and (not isinstance(nc, int) or isinstance(nc, bool) or nc < 1):
+    if nc is not None and (not is_int(nc) or nc < 1):
         raise DataConfigError(f"{source}: 'nc' must be a positive integer, got {nc!r}")
     if names is None:
         if nc is None:
@@ -126,7 +127,7 @@ def _parse_names(raw: dict[str, Any], source: str) -> dict[int, str]:
         names = dict(enumerate(names))
     if not isinstance(names, dict) or not names:
         raise DataConfigError(f"{source}: 'names' must be a non-empty list or {{index: name}} mapping")
-    if not all(isinstance(k, int) and not isinstance(k, bool) for k in names) or sorted(names) != list(range(len(names))):
+    if not all(is_int(k) for k in names) or sorted(names) != list(range(len(names))):
         raise DataConfigError(f"{source}: 'names' keys must be 0..{len(names) - 1}, got {sorted(names, key=str)}")
     if nc is not None and nc != len(names):
         raise DataConfigError(f"{source}: nc={nc} but 'names' lists {len(names)} classes")

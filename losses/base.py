@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from utils.values import is_number
+
 
 class DetectionLoss:
     """A callable `loss(raw_preds, targets) -> (total, items)`.
@@ -32,7 +34,7 @@ def require_hyp(hyp: Mapping[str, Any], keys: tuple[str, ...], family: str) -> d
     values = {}
     for key in keys:
         value = hyp[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not is_number(value):
             raise ValueError(f"{family} loss: hyperparameter {key!r} must be a number, got {value!r}")
         values[key] = float(value)
     return values

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from models.registry import Registry, UnknownNameError
+from utils.values import is_int
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def scaled_rule(repeats_inside: bool = False) -> BuildRule:
         if not ctx.args:
             raise TypeError(f"{cls.__name__} needs output channels as its first arg")
         c1, requested = ctx.input.channels, ctx.args[0]
-        if not isinstance(requested, int) or isinstance(requested, bool):
+        if not is_int(requested):
             raise TypeError(f"{cls.__name__}: output channels must be an int, got {requested!r}")
         c2 = ctx.scaling.channels(requested)
         args = [c1, c2, *ctx.args[1:]]
