@@ -25,12 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None, help="where to keep label caches if not next to the labels")
     args = parser.parse_args(argv)
     try:
-        return check(args.data, args.splits, args.cache_dir)
+        return check_dataset(args.data, args.splits, args.cache_dir)
     except USER_ERRORS as e:
         return report_user_error(e)
 
 
-def check(data: str, splits: list[str] | None = None, cache_dir: str | None = None) -> int:
+def check_dataset(data: str, splits: list[str] | None = None, cache_dir: str | None = None) -> int:
     """Scan `splits` (default: all the data YAML defines) and log every problem; 1 if any file was skipped."""
     config = load_data_config(data)
     LOGGER.info(f"{config.file}: {config.nc} classes {config.names}, root {config.root}")
