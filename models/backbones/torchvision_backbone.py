@@ -235,4 +235,3 @@ def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
     parent_path, _, leaf = path.rpartition(".")
     parent = root.get_submodule(parent_path) if parent_path else root
     setattr(parent, leaf, module)
-
