@@ -16,10 +16,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 from engine.detect import detect  # noqa: E402
-from engine.sources import SourceError  # noqa: E402
-from engine.weights import NoWeightsError  # noqa: E402
-from utils.checkpoint import CheckpointError  # noqa: E402
-from utils.logging import LOGGER  # noqa: E402
+from utils.cli import USER_ERRORS, report_user_error  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,12 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Detect with the command line's options; exit status 2 on bad input, 1 when no input could be read."""
     args = parse_args(argv)
     try:
         run = detect(**vars(args))
-    except (NoWeightsError, SourceError, CheckpointError, FileNotFoundError, ValueError) as e:
-        LOGGER.error(f"error: {e}")
-        return 2
+    except USER_ERRORS as e:
+        return report_user_error(e)
     return 1 if run.failures and not run.results else 0
 
 

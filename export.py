@@ -17,14 +17,14 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 from engine.export import DEFAULT_OPSET, FORMATS, export  # noqa: E402
-from engine.weights import NoWeightsError  # noqa: E402
-from utils.checkpoint import CheckpointError  # noqa: E402
-from utils.logging import LOGGER  # noqa: E402
+from utils.cli import USER_ERRORS, report_user_error  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", default=None, help="checkpoint .pt (default: the newest <runs-dir>/train/*/weights/best.pt)")
+    p.add_argument(
+        "--weights", default=None, help="checkpoint .pt (default: the newest <runs-dir>/train/*/weights/best.pt)"
+    )
     p.add_argument("--include", nargs="+", default=["torchscript", "onnx"], choices=FORMATS, help="formats to write")
     p.add_argument("--imgsz", "--img", "--img-size", nargs="+", type=int, default=[640], help="input size h [w]")
     p.add_argument("--batch", "--batch-size", dest="batch", type=int, default=1, help="batch size of the export")
@@ -38,12 +38,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Export with the command line's options; exit status 2 on bad input, 1 when a format failed."""
     args = parse_args(argv)
     try:
         results = export(**vars(args))
-    except (NoWeightsError, CheckpointError, FileNotFoundError, ValueError) as e:
-        LOGGER.error(f"error: {e}")
-        return 2
+    except USER_ERRORS as e:
+        return report_user_error(e)
     return 0 if all(r.ok for r in results) else 1
 
 

@@ -7,8 +7,6 @@ sample is a function of its generator's seed.
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 
@@ -191,8 +189,3 @@ def random_mosaic_centre(size: int, rng: np.random.Generator) -> tuple[int, int]
     """Mosaic centre drawn uniformly from the middle half of the (2*size)^2 canvas."""
     x, y = rng.uniform(size / 2, 3 * size / 2, 2)
     return int(x), int(y)
-
-
-def gain_is_trivial(*values: float) -> bool:
-    """True when all jitter gains are zero (the augmentation can be skipped)."""
-    return all(math.isclose(v, 0.0) for v in values)

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dataio.sources import DatasetSourceError, is_glob, list_images
+from utils.files import load_yaml
+from utils.values import is_int
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SPLITS = ("train", "val", "test")
@@ -91,10 +91,7 @@ def load_data_config(data: str | Path | dict[str, Any], check_images: bool = Tru
     else:
         file = find_data_file(data)
         source = str(file)
-        try:
-            raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise DataConfigError(f"{source}: invalid YAML: {e}") from None
+        raw = load_yaml(file, DataConfigError)
         if not isinstance(raw, dict):
             raise DataConfigError(f"{source}: a data config must be a mapping with 'train'/'val' and 'names'")
         base = file.resolve().parent
@@ -120,7 +117,7 @@ def load_data_config(data: str | Path | dict[str, Any], check_images: bool = Tru
 
 def _parse_names(raw: dict[str, Any], source: str) -> dict[int, str]:
     names, nc = raw.get("names"), raw.get("nc")
-    if nc is not None and (not isinstance(nc, int) or isinstance(nc, bool) or nc < 1):
+    if nc is not None and (not is_int(nc) or nc < 1):
         raise DataConfigError(f"{source}: 'nc' must be a positive integer, got {nc!r}")
     if names is None:
         if nc is None:
@@ -130,7 +127,7 @@ def _parse_names(raw: dict[str, Any], source: str) -> dict[int, str]:
         names = dict(enumerate(names))
     if not isinstance(names, dict) or not names:
         raise DataConfigError(f"{source}: 'names' must be a non-empty list or {{index: name}} mapping")
-    if not all(isinstance(k, int) and not isinstance(k, bool) for k in names) or sorted(names) != list(range(len(names))):
+    if not all(is_int(k) for k in names) or sorted(names) != list(range(len(names))):
         raise DataConfigError(f"{source}: 'names' keys must be 0..{len(names) - 1}, got {sorted(names, key=str)}")
     if nc is not None and nc != len(names):
         raise DataConfigError(f"{source}: nc={nc} but 'names' lists {len(names)} classes")

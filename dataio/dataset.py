@@ -26,7 +26,7 @@ from dataio.image_io import read_image
 from dataio.label_checks import Problem
 from dataio.rect import aspect_order, rect_batch_shapes
 from dataio.scan import load_or_scan
-from dataio.sources import DatasetSourceError, Source, list_images
+from dataio.sources import DatasetSourceError, SplitSource, list_images
 from utils.letterbox import PAD_COLOR, letterbox
 from utils.logging import LOGGER
 
@@ -60,7 +60,7 @@ class YoloDataset(Dataset):
 
     def __init__(
         self,
-        source: Source,
+        source: SplitSource,
         imgsz: int = 640,
         augment: bool = False,
         hyp: dict[str, Any] | None = None,

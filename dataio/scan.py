@@ -82,11 +82,11 @@ def load_or_scan(image_files: Sequence[Path], nc: int | None, cache_dir: str | P
         result = load_cache(path, key)
         if result is not None:
             LOGGER.info(f"{prefix}label cache {path} matches the files")
-            report(result, prefix)
+            report_scan(result, prefix)
             return result
 
     result = scan_images(image_files, nc, prefix)
-    report(result, prefix)
+    report_scan(result, prefix)
     if result.counts["labels_missing"] == result.counts["found"]:
         LOGGER.warning(f"{prefix}no label files at all (looked for e.g. {label_path_for(image_files[0])}): "
                        f"every image is a background")
@@ -99,7 +99,7 @@ def load_or_scan(image_files: Sequence[Path], nc: int | None, cache_dir: str | P
     return result
 
 
-def report(result: ScanResult, prefix: str = "") -> None:
+def report_scan(result: ScanResult, prefix: str = "") -> None:
     """Log each problem (file and reason) and a one-line summary of the counts."""
     for problem in result.problems[:MAX_LOGGED_PROBLEMS]:
         LOGGER.warning(f"{prefix}{problem}")

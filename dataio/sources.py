@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dataio.image_io import IMAGE_SUFFIXES
 
-Source = str | Path | Sequence[str | Path]  # a runtime alias: Python >= 3.10
+SplitSource = str | Path | Sequence[str | Path]  # a runtime alias: Python >= 3.10
 _GLOB_CHARS = set("*?[")
 
 
@@ -26,7 +26,7 @@ def is_glob(text: str) -> bool:
     return any(c in _GLOB_CHARS for c in text)
 
 
-def _as_list(source: Source) -> list[str | Path]:
+def _as_list(source: SplitSource) -> list[str | Path]:
     if isinstance(source, (str, Path)):
         return [source]
     return list(source)
@@ -50,7 +50,7 @@ def _images_in_list_file(list_file: Path) -> list[Path]:
     return images
 
 
-def list_images(source: Source) -> list[Path]:
+def list_images(source: SplitSource) -> list[Path]:
     """All image files a source names, as absolute paths, sorted and without duplicates.
 
     Files named by a list file are returned even if they do not exist: the dataset checks report them.

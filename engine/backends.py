@@ -68,7 +68,7 @@ class Backend(ABC):
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """Decoded predictions, float32 on this backend's device. A fixed-batch export gets padded batches."""
         if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected images of shape (batch, 3, h, w), got {tuple(images.shape)}")
+            raise ValueError(f"{self.path}: expected images of shape (batch, 3, h, w), got {tuple(images.shape)}")
         size = list(images.shape[2:])
         if not self.dynamic and self.imgsz is not None and size != list(self.imgsz):
             raise ValueError(
@@ -122,11 +122,11 @@ class PyTorchBackend(Backend):
 
 
 class TorchScriptBackend(Backend):
-    """A traced module written by export.py; metadata in `_extra_files["metadata.json"]`."""
+    """A traced module written by export.py; metadata in `_extra_files["metadata.json"]`, precision as exported."""
 
     format = "torchscript"
 
-    def __init__(self, path: Path, device: torch.device, fp16: bool = False) -> None:
+    def __init__(self, path: Path, device: torch.device) -> None:
         extra = {"metadata.json": ""}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch 2.14 flags TorchScript as deprecated
@@ -141,11 +141,11 @@ class TorchScriptBackend(Backend):
 
 
 class OnnxBackend(Backend):
-    """An ONNX file run by onnxruntime (CUDA provider when on a GPU and installed, else CPU)."""
+    """An ONNX file run by onnxruntime (CUDA provider when on a GPU and installed, else CPU), precision as exported."""
 
     format = "onnx"
 
-    def __init__(self, path: Path, device: torch.device, fp16: bool = False) -> None:
+    def __init__(self, path: Path, device: torch.device) -> None:
         import onnxruntime as ort  # imported here: only this backend needs it
 
         providers = ["CPUExecutionProvider"]
@@ -163,7 +163,7 @@ class OnnxBackend(Backend):
         self.output_name = self.session.get_outputs()[0].name
         self.input_dtype = np.float16 if model_input.type == "tensor(float16)" else np.float32
         # fp16 tensors are handed over as numpy, so the CPU provider may run them; only torch ops need CUDA.
-        Backend.__init__(self, path, metadata, device, fp16=False)
+        super().__init__(path, metadata, device, fp16=False)
         self.providers = self.session.get_providers()
 
     def infer(self, images: torch.Tensor) -> torch.Tensor:
@@ -177,11 +177,13 @@ class OpenVINOBackend(Backend):
 
     format = "openvino"
 
-    def __init__(self, path: Path, device: torch.device, fp16: bool = False) -> None:
+    def __init__(self, path: Path, device: torch.device) -> None:
         try:
             import openvino as ov
         except ImportError:
-            raise ValueError(f"{path}: running OpenVINO models needs the openvino package (pip install openvino)") from None
+            raise ValueError(
+                f"{path}: running OpenVINO models needs the openvino package (pip install openvino)"
+            ) from None
         xml = path if path.suffix == ".xml" else next(iter(sorted(path.glob("*.xml"))), None)
         if xml is None or not (xml.parent / "metadata.json").is_file():
             raise ValueError(f"{path}: expected an OpenVINO .xml with metadata.json beside it (written by export.py)")

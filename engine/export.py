@@ -15,10 +15,10 @@ in [0, 1], letterboxed with gray (114) padding; one output `output0` of the same
     head) or the class probability (DFL head).
 `anchors` = sum over levels of cells (x 3 anchors per cell for the anchor head): 8400 for a YOLO11 model at
 640x640, 25200 for YOLOv5. No NMS in the graph. (YOLOv5's own export has this layout; ultralytics' YOLO11
-export is transposed, (batch, 4 + nc, anchors): code written for that must transpose ours.) With --dynamic, batch, height and width (multiples of the
-largest stride) are free axes and `anchors` follows them. Metadata (names, stride, imgsz, batch, dynamic,
-head family 'anchor'/'dfl', half) is in ONNX `metadata_props` as JSON strings and in TorchScript
-`_extra_files['metadata.json']`.
+export is transposed, (batch, 4 + nc, anchors): code written for that must transpose ours.) With --dynamic,
+batch, height and width (multiples of the largest stride) are free axes and `anchors` follows them. Metadata
+(names, stride, imgsz, batch, dynamic, head family 'anchor'/'dfl', half) is in ONNX `metadata_props` as JSON
+strings and in TorchScript `_extra_files['metadata.json']`.
 
 ONNX is written with the TorchScript-based exporter (`dynamo=False`): the torch.export-based exporter, the
 default since torch 2.9, needs the onnxscript package, which this project does not depend on, and the
@@ -113,12 +113,12 @@ def _simplify(graph: onnx.ModelProto) -> onnx.ModelProto:
     try:
         import onnxsim
     except ImportError:
-        LOGGER.warning("WARNING: --simplify: the onnxsim package is not installed; the ONNX model is written "
+        LOGGER.warning("--simplify: the onnxsim package is not installed; the ONNX model is written "
                        "unsimplified (pip install onnxsim to enable it)")
         return graph
     simplified, ok = onnxsim.simplify(graph)
     if not ok:
-        LOGGER.warning("WARNING: --simplify: onnxsim could not validate the simplified model; keeping the original")
+        LOGGER.warning("--simplify: onnxsim could not validate the simplified model; keeping the original")
         return graph
     return simplified
 
@@ -240,7 +240,7 @@ def _verify(
         import onnxruntime as ort
 
         if "CUDAExecutionProvider" not in ort.get_available_providers():  # the CPU provider lacks fp16 kernels
-            LOGGER.warning(f"WARNING: {result.path} (fp16) written but not checked: this onnxruntime has no CUDA "
+            LOGGER.warning(f"{result.path} (fp16) written but not checked: this onnxruntime has no CUDA "
                            "provider to run fp16 models (pip install onnxruntime-gpu)")
             return
     backend = load_backend(result.path, device)

@@ -18,5 +18,5 @@ def check_imgsz(imgsz: int | Sequence[int], stride: int) -> tuple[int, int]:
         raise ValueError(f"--imgsz takes one size or 'h w', got {imgsz}")
     rounded = [-(-s // stride) * stride for s in sizes]
     if rounded != sizes:
-        LOGGER.warning(f"WARNING: --imgsz {sizes} must be a multiple of the max stride {stride}; using {rounded}")
+        LOGGER.warning(f"--imgsz {sizes} must be a multiple of the max stride {stride}; using {rounded}")
     return rounded[0], rounded[1]

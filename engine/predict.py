@@ -15,6 +15,7 @@ import torch
 
 from engine.backends import Backend
 from engine.imgsz import check_imgsz
+from utils.boxes import xyxy_to_xywh
 from utils.letterbox import letterbox, scale_boxes_to_original
 from utils.logging import LOGGER
 from utils.nms import non_max_suppression
@@ -44,11 +45,10 @@ class Detections:
     def label_lines(self, with_confidence: bool = False) -> list[str]:
         """YOLO label lines 'class xc yc w h [conf]', normalised to the original image."""
         h, w = self.shape
+        xywh = xyxy_to_xywh(self.boxes) / np.array([w, h, w, h], dtype=self.boxes.dtype)
         lines = []
-        for box, score, cls in zip(self.boxes, self.scores, self.classes):
-            xc, yc = (box[0] + box[2]) / 2 / w, (box[1] + box[3]) / 2 / h
-            bw, bh = (box[2] - box[0]) / w, (box[3] - box[1]) / h
-            values = [f"{int(cls)}", f"{xc:.6f}", f"{yc:.6f}", f"{bw:.6f}", f"{bh:.6f}"]
+        for box, score, cls in zip(xywh, self.scores, self.classes):
+            values = [f"{int(cls)}", *(f"{v:.6f}" for v in box)]
             lines.append(" ".join(values + ([f"{score:.6f}"] if with_confidence else [])))
         return lines
 
@@ -129,7 +129,7 @@ class Predictor:
             fixed = tuple(backend.imgsz)
             requested = check_imgsz(imgsz, backend.stride)
             if requested != fixed:
-                LOGGER.warning(f"WARNING: {backend.path} has a fixed input size {fixed[0]}x{fixed[1]}; using it")
+                LOGGER.warning(f"{backend.path} has a fixed input size {fixed[0]}x{fixed[1]}; using it")
             self.imgsz = fixed
         else:
             self.imgsz = check_imgsz(imgsz, backend.stride)

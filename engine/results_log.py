@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 
 class ResultsLog:
@@ -16,7 +16,7 @@ class ResultsLog:
 
     def append(self, epoch: int, values: Sequence[float]) -> None:
         if len(values) != len(self.columns) - 1:
-            raise ValueError(f"{len(values)} values for {len(self.columns) - 1} columns")
+            raise ValueError(f"{self.path}: {len(values)} values for {len(self.columns) - 1} columns")
         new_file = not self.path.exists()
         with open(self.path, "a", newline="") as f:
             writer = csv.writer(f)

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dataio.sources import is_glob
 from utils.logging import LOGGER
 
 IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm"}
@@ -47,6 +48,7 @@ class Frame:
 
 
 def is_stream(source: str) -> bool:
+    """True for a webcam index ('0') or a stream URL (rtsp://, http://, ...)."""
     return source.isdigit() or source.lower().startswith(STREAM_PREFIXES)
 
 
@@ -91,7 +93,7 @@ class Source:
     def _expand(self, text: str, explicit: bool) -> list[str]:
         """Paths a spec stands for: a folder's media files, a glob's matches, a .txt list's lines, or itself."""
         path = Path(text).expanduser()
-        if any(c in text for c in "*?["):
+        if is_glob(text):
             return [p for p in sorted(glob.glob(text, recursive=True)) if _is_media(p)]
         if path.is_dir():
             return [str(p) for p in sorted(path.iterdir()) if p.is_file() and _is_media(str(p))]
@@ -124,7 +126,7 @@ class Source:
 
     def _fail(self, path: str, reason: str) -> None:
         self.failures.append((path, reason))
-        LOGGER.warning(f"WARNING: skipping {path}: {reason}")
+        LOGGER.warning(f"skipping {path}: {reason}")
 
     def __len__(self) -> int:
         return len(self.arrays) or len(self.items)

@@ -3,7 +3,8 @@ and BCE class loss, each scaled by its gain."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 

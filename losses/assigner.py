@@ -10,8 +10,8 @@ weighted by t normalised per box so that its best point's score equals the box's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
+
+from utils.values import is_number
 
 
 class DetectionLoss:
@@ -31,7 +34,7 @@ def require_hyp(hyp: Mapping[str, Any], keys: tuple[str, ...], family: str) -> d
     values = {}
     for key in keys:
         value = hyp[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not is_number(value):
             raise ValueError(f"{family} loss: hyperparameter {key!r} must be a number, got {value!r}")
         values[key] = float(value)
     return values

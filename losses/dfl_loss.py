@@ -3,7 +3,8 @@ loss on the assigned points, BCE on the soft class targets everywhere."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from models.config import ConfigError, ModelConfig
 from models.layer_spec import FeatureSpec, LayerContext, resolve_layer
+from utils.values import is_int
 
 FLOW = -1  # a route source meaning "the previous layer's output", which the forward pass keeps at hand
 MIN_PYRAMID_LEVELS = 5  # a stage covers P1..P5 at least, so configs index it the same whatever it produces
@@ -108,7 +109,7 @@ def _unpack_row(row: Any) -> tuple[Any, int, Any, list[Any]]:
     if not isinstance(row, (list, tuple)) or len(row) != 4:
         raise ConfigError("each row must be [from, number, module, args]")
     written_from, n, name, args = row
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+    if not is_int(n) or n < 1:
         raise ConfigError(f"number of repeats must be a positive int, got {n!r}")
     if not isinstance(args, list):
         raise ConfigError(f"args must be a list, got {args!r}")
@@ -124,7 +125,7 @@ def _resolve_sources(
         raise ConfigError("'from' is an empty list")
     sources, inputs = [], []
     for item in items:
-        if not isinstance(item, int) or isinstance(item, bool):
+        if not is_int(item):
             raise ConfigError(f"'from' entries must be ints, got {item!r}")
         if not slots:  # the first layer reads the image
             if item != -1:

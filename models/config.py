@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from models.layer_spec import Scaling
+from utils.files import load_yaml
 from utils.logging import LOGGER
+from utils.values import is_int, is_number
 
 CFG_DIR = Path(__file__).resolve().parent.parent / "cfg"
 
@@ -93,12 +93,8 @@ def _locate(path: Path) -> Path | None:
 
 
 def read_yaml(path: Path) -> Any:
-    """safe_load a YAML file; syntax errors name the file and line."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    """safe_load a model YAML; syntax errors raise ConfigError naming the file and line."""
+    return load_yaml(path, ConfigError)
 
 
 def load_model_config(
@@ -131,7 +127,7 @@ def load_model_config(
         if raw.get("nc") not in (None, nc):
             LOGGER.info(f"Overriding {Path(source).name} nc={raw['nc']} with nc={nc}")
         raw["nc"] = nc
-    if raw.get("nc") is not None and (not isinstance(raw["nc"], int) or isinstance(raw["nc"], bool) or raw["nc"] < 1):
+    if raw.get("nc") is not None and (not is_int(raw["nc"]) or raw["nc"] < 1):
         raise ConfigError(f"{source}: nc must be a positive integer, got {raw['nc']!r}")
 
     scaling = _resolve_scaling(raw, source, scale, implied_scale)
@@ -150,7 +146,7 @@ def _resolve_scaling(raw: dict[str, Any], source: str, scale: str | None, implie
         if chosen not in scales:
             raise ConfigError(f"{source}: unknown scale '{chosen}'; available scales: {', '.join(map(str, scales))}")
         values = scales[chosen]
-        if not isinstance(values, (list, tuple)) or len(values) not in (2, 3) or not all(_is_number(v) for v in values):
+        if not isinstance(values, (list, tuple)) or len(values) not in (2, 3) or not all(is_number(v) for v in values):
             raise ConfigError(f"{source}: scale '{chosen}' must be [depth, width, max_channels], got {values!r}")
         raw["scale"] = chosen
         depth, width = float(values[0]), float(values[1])
@@ -164,10 +160,6 @@ def _resolve_scaling(raw: dict[str, Any], source: str, scale: str | None, implie
         raise ConfigError(
             f"{source}: missing 'scales' (YOLO11 style) or 'depth_multiple' and 'width_multiple' (YOLOv5 style)"
         )
-    if not (_is_number(depth) and _is_number(width)) or depth <= 0 or width <= 0:
+    if not (is_number(depth) and is_number(width)) or depth <= 0 or width <= 0:
         raise ConfigError(f"{source}: depth_multiple and width_multiple must be positive numbers")
     return Scaling(float(depth), float(width))
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -92,7 +92,7 @@ class DetectionModel(nn.Module):
         """The head's raw maps whatever the mode (what the loss consumes)."""
         return self.head.predict_raw(self.features(x))
 
-    def fuse(self) -> "DetectionModel":
+    def fuse(self) -> DetectionModel:
         """Fold BatchNorms and re-parameterize multi-branch blocks in place; idempotent."""
         reparameterize_model(self)
         self.is_fused = True

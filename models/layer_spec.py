@@ -11,13 +11,15 @@ from __future__ import annotations
 import inspect
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from models.registry import Registry, UnknownNameError
+from utils.values import is_int
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,15 @@ class FeatureSpec:
 def make_divisible(x: float, divisor: int = 8) -> int:
     """Smallest multiple of `divisor` that is >= x (the YOLO channel rounding)."""
     return int(math.ceil(x / divisor) * divisor)
+
+
+def round_divisible(x: float, divisor: int = 8, round_limit: float = 0.0) -> int:
+    """Nearest multiple of `divisor` (at least `divisor`), the rounding of TF/timm models (not YOLO's round-up),
+    raised by one `divisor` when it falls below `round_limit * x` (MobileNets use 0.9: lose at most 10%)."""
+    rounded = max(divisor, int(x + divisor / 2) // divisor * divisor)
+    if rounded < round_limit * x:
+        rounded += divisor
+    return int(rounded)
 
 
 @dataclass(frozen=True)
@@ -169,7 +180,7 @@ def scaled_rule(repeats_inside: bool = False) -> BuildRule:
         if not ctx.args:
             raise TypeError(f"{cls.__name__} needs output channels as its first arg")
         c1, requested = ctx.input.channels, ctx.args[0]
-        if not isinstance(requested, int) or isinstance(requested, bool):
+        if not is_int(requested):
             raise TypeError(f"{cls.__name__}: output channels must be an int, got {requested!r}")
         c2 = ctx.scaling.channels(requested)
         args = [c1, c2, *ctx.args[1:]]

@@ -39,8 +39,9 @@ def batchnorm_scale_shift(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Te
 
 
 @torch.no_grad()
-def fold_affine(conv: nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor) -> nn.Conv2d:
-    """Return a new Conv2d (with bias) equal to `conv(x) * scale + shift` per output channel."""
+def fold_affine(conv: nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor | None = None) -> nn.Conv2d:
+    """Return a new Conv2d (with bias) equal to `conv(x) * scale + shift` per output channel (no shift if None)."""
+    shift = torch.zeros_like(scale) if shift is None else shift
     fused = nn.Conv2d(
         conv.in_channels,
         conv.out_channels,
@@ -88,18 +89,26 @@ def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 @torch.no_grad()
-def fold_preceding_batchnorm(bn: nn.modules.batchnorm._BatchNorm, conv: nn.Conv2d) -> nn.Conv2d:
-    """Return a new Conv2d (with bias) equal to `conv(bn(x))` in eval mode.
+def fold_input_affine(conv: nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor) -> nn.Conv2d:
+    """Return a new Conv2d (with bias) equal to `conv(x * scale + shift)`, scale and shift per input channel.
 
-    Exact only when the conv reads no zero padding (a padded border would see BN's shift, not zero), so a
-    padded conv is refused; grouped convs are refused too (none of our patterns needs them).
+    Exact only when the conv reads no zero padding (a padded border would see `shift`, not zero), so a padded
+    conv is refused; grouped convs are refused too (none of our patterns needs them).
     """
     unpadded = conv.padding == "valid" if isinstance(conv.padding, str) else all(p == 0 for p in conv.padding)
     if not unpadded or conv.groups != 1 or conv.padding_mode != "zeros":
-        raise ValueError("a BatchNorm folds into a following conv only if that conv has no padding and no groups")
-    scale, shift = batchnorm_scale_shift(bn)
+        raise ValueError(
+            "a per-channel input affine (e.g. a preceding BatchNorm) folds into a conv only if that conv has "
+            "no padding and no groups"
+        )
     ones = torch.ones(conv.out_channels, device=conv.weight.device, dtype=conv.weight.dtype)
-    fused = fold_affine(conv, ones, torch.zeros_like(ones))  # a copy of `conv` that has a bias
+    fused = fold_affine(conv, ones)  # a copy of `conv` that has a bias
     fused.bias.add_((conv.weight * shift.reshape(1, -1, 1, 1)).sum((1, 2, 3)))  # W * shift, summed over inputs
     fused.weight.mul_(scale.reshape(1, -1, 1, 1))  # scale each input channel
     return fused
+
+
+@torch.no_grad()
+def fold_preceding_batchnorm(bn: nn.modules.batchnorm._BatchNorm, conv: nn.Conv2d) -> nn.Conv2d:
+    """Return a new Conv2d (with bias) equal to `conv(bn(x))` in eval mode (see `fold_input_affine`)."""
+    return fold_input_affine(conv, *batchnorm_scale_shift(bn))

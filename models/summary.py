@@ -1,14 +1,19 @@
-"""Model size reports: the layer table, parameter counts and GFLOPs (thop, 2 x MACs)."""
+"""Model size reports: the layer table, parameter counts, GFLOPs (thop, 2 x MACs) and the fuse check."""
 
 from __future__ import annotations
 
 import copy
 import warnings
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 from models.builder import LayerRecord
+from models.detection_model import DetectionModel
+from models.reparam import randomize_batchnorm
+from utils.compare import relative_max_difference
+from utils.logging import LOGGER
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -60,3 +65,28 @@ def summary_line(name: str, model: nn.Module, imgsz: int = 640) -> str:
     flops = gflops(model, imgsz, getattr(model, "in_channels", 3))
     flops_text = f", {flops:.1f} GFLOPs" if flops is not None else ""
     return f"{name} summary: {len(list(model.modules()))} layers, {count_parameters(model):,} parameters{flops_text}"
+
+
+def describe_model(
+    cfg: str, nc: int | None = None, scale: str | None = None, imgsz: int = 640, fuse: bool = False
+) -> float | None:
+    """Build `cfg`, log its layer table and summary (what `python models/yolo.py` prints); with `fuse`, also
+    fuse it and return the relative max difference of the eval outputs, fused against unfused."""
+    with torch.random.fork_rng(devices=[]):  # seeded for a reproducible check; the caller's RNG is left alone
+        torch.manual_seed(0)
+        model = DetectionModel(cfg, nc=nc, scale=scale)
+        image = torch.rand(1, model.in_channels, imgsz, imgsz)
+    name = Path(cfg).stem
+    LOGGER.info(layer_table(model.model, model.records))
+    LOGGER.info(summary_line(name, model, imgsz))
+    if not fuse:
+        return None
+    randomize_batchnorm(model).eval()  # fresh BatchNorms are identities; random statistics make the check real
+    with torch.no_grad():
+        unfused = model(image)
+        model.fuse()
+        fused = model(image)
+    difference = relative_max_difference(unfused, fused)
+    LOGGER.info(summary_line(f"{name} (fused)", model, imgsz))
+    LOGGER.info(f"max |fused - unfused| = {difference:.3g}")
+    return difference

@@ -72,6 +72,7 @@ def yolo_lines(boxes: np.ndarray, size: tuple[int, int]) -> str:
 
 
 def load_source(data_dir: Path, stem: str) -> tuple[np.ndarray, np.ndarray]:
+    """A source image (BGR) and its boxes (xyxy pixels, clipped to the image, empty ones dropped)."""
     image = cv2.imread(str(data_dir / f"{stem}.png"), cv2.IMREAD_COLOR)
     if image is None:
         raise FileNotFoundError(f"{data_dir / (stem + '.png')}: missing or unreadable")
@@ -84,6 +85,7 @@ def load_source(data_dir: Path, stem: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_split(out: Path, split: str, items: list[tuple[str, np.ndarray, np.ndarray]], quality: int) -> None:
+    """Write each (name, image, boxes) as images/<split>/<name>.jpg and labels/<split>/<name>.txt under `out`."""
     (out / "images" / split).mkdir(parents=True)
     (out / "labels" / split).mkdir(parents=True)
     params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_OPTIMIZE, 1]

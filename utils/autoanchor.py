@@ -13,8 +13,8 @@ normalised labels and original image shapes).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -132,7 +132,7 @@ def kmean_anchors(
     label_wh = _check_label_wh(label_wh)
     tiny = int((label_wh < 3.0).any(1).sum())
     if tiny:
-        LOGGER.info(f"{PREFIX}WARNING: {tiny} of {len(label_wh)} boxes are smaller than 3 pixels")
+        LOGGER.warning(f"{PREFIX}{tiny} of {len(label_wh)} boxes are smaller than 3 pixels")
     fit_wh = label_wh[(label_wh >= MIN_SIDE).any(1)]
     sigma = fit_wh.std(0) if len(fit_wh) else np.ones(2)
     sigma[sigma == 0] = 1.0  # all boxes the same size along one axis: nothing to whiten

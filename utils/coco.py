@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from utils.matching import as_numpy
+from utils.metrics import names_to_dict
 
 ImageKey = str | Path | int
 
@@ -56,7 +57,7 @@ def yolo_labels_to_coco(
     Boxes become [x, y, w, h] in pixels, `area` = w * h, `iscrowd` 0; annotation ids start at 1 (pycocotools
     treats id 0 as "unmatched").
     """
-    names = dict(names) if isinstance(names, dict) else dict(enumerate(names))
+    names = names_to_dict(names)
     coco = {
         "info": {"description": "converted from YOLO labels"},
         "licenses": [],

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 import torch.distributed as dist
 
 
 def local_rank() -> int:
+    """This process's index on its machine under torchrun (LOCAL_RANK); -1 when not launched by torchrun."""
     return int(os.environ.get("LOCAL_RANK", -1))
 
 
 def global_rank() -> int:
+    """This process's index over all machines (RANK); -1 when not launched by torchrun."""
     return int(os.environ.get("RANK", -1))
 
 
 def world_size() -> int:
+    """The number of processes training together (WORLD_SIZE); 1 without torchrun."""
     return int(os.environ.get("WORLD_SIZE", 1))
 
 
 def is_main_process() -> bool:
+    """True on rank 0 and in a single-process run: the process that logs, validates and saves."""
     return global_rank() in (-1, 0)
 
 
@@ -37,6 +41,7 @@ def init_distributed(device: torch.device) -> bool:
 
 
 def barrier() -> None:
+    """Wait until every process gets here (no-op without a process group)."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
 
@@ -51,6 +56,7 @@ def broadcast_flag(flag: bool) -> bool:
 
 
 def cleanup_distributed() -> None:
+    """Leave the process group, if one was joined."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 

@@ -1,9 +1,12 @@
-"""Run directories and weight files: `runs/detect/exp`, `exp2`, ... and the newest trained `best.pt`."""
+"""Files: run directories (`runs/detect/exp`, `exp2`, ...), the newest trained `best.pt`, and YAML reading."""
 
 from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 
 def increment_path(path: str | Path, exist_ok: bool = False, mkdir: bool = False) -> Path:
@@ -24,3 +27,12 @@ def newest_weights(runs_dir: str | Path = "runs", pattern: str = "train/*/weight
     """The most recently written file matching `pattern` under `runs_dir` (a trained best.pt), or None."""
     candidates = [p for p in Path(runs_dir).glob(pattern) if p.is_file()]
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+
+
+def load_yaml(path: str | Path, error: type[Exception] = ValueError) -> Any:
+    """`yaml.safe_load` a file (nothing in it is evaluated); invalid YAML raises `error` naming the file and line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise error(f"{path}: invalid YAML: {e}") from None

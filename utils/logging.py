@@ -1,4 +1,5 @@
-"""The project logger: plain messages on stdout, so tables and summaries read like the references'."""
+"""The project logger: plain messages on stdout, so tables and summaries read like the references'; warnings
+are marked `WARNING: ` by the logger itself, so no call site writes the prefix."""
 
 from __future__ import annotations
 
@@ -16,11 +17,19 @@ class _StdoutHandler(logging.StreamHandler):
         super().emit(record)
 
 
+class _Formatter(logging.Formatter):
+    """The message as it is; a warning gets a `WARNING: ` prefix (errors already say `error: ...`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return f"WARNING: {message}" if record.levelno == logging.WARNING else message
+
+
 def _make_logger() -> logging.Logger:
     logger = logging.getLogger(LOGGER_NAME)
     if not logger.handlers:
         handler = _StdoutHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(_Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False

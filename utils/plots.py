@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -57,21 +57,11 @@ def plot_pr_curve(
     dpi: int = DPI,
 ) -> Path:
     """Precision against recall at IoU 0.5, one line per class (precision (nc, k) at `recall` (k,)) and the mean."""
-    figure, axes = _figure(9, 6)
-    ax = axes[0, 0]
-    precision = np.asarray(precision).reshape(-1, len(recall))
-    labelled = len(precision) <= MAX_LEGEND_CLASSES
-    for i, row in enumerate(precision):
-        if labelled:
-            ax.plot(recall, row, linewidth=1, label=f"{names[i]} {ap50[i]:.3f}")
-        else:
-            ax.plot(recall, row, linewidth=1, color="grey")
-    if len(precision):
-        ax.plot(recall, precision.mean(0), linewidth=3, color="blue", label=f"all classes {np.mean(ap50):.3f} mAP@0.5")
-    ax.set(xlabel="Recall", ylabel="Precision", xlim=(0, 1), ylim=(0, 1), title="Precision-Recall Curve")
-    ax.legend(bbox_to_anchor=(1.04, 1), loc="upper left", fontsize="small")
-    figure.subplots_adjust(left=0.08, right=0.7, bottom=0.1, top=0.92)
-    return _save(figure, out_path, dpi)
+    mean_ap50 = f"all classes {np.mean(ap50):.3f} mAP@0.5" if len(ap50) else ""
+    return _plot_class_curves(
+        recall, precision, lambda i: f"{names[i]} {ap50[i]:.3f}", lambda _mean: mean_ap50,
+        "Recall", "Precision", "Precision-Recall Curve", out_path, dpi,
+    )
 
 
 def plot_metric_curve(
@@ -84,19 +74,39 @@ def plot_metric_curve(
     dpi: int = DPI,
 ) -> Path:
     """A metric (F1, precision, recall) against confidence, one line per class and the class mean."""
+
+    def mean_label(mean: np.ndarray) -> str:
+        best = int(mean.argmax())
+        return f"all classes {mean[best]:.2f} at {confidence[best]:.3f}"
+
+    return _plot_class_curves(
+        confidence, values, lambda i: names[i], mean_label, xlabel, ylabel, f"{ylabel}-{xlabel} Curve", out_path, dpi
+    )
+
+
+def _plot_class_curves(
+    x: np.ndarray,
+    curves: np.ndarray,
+    class_label: Callable[[int], str],
+    mean_label: Callable[[np.ndarray], str],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    out_path: str | Path,
+    dpi: int,
+) -> Path:
+    """Curves (nc, k) at `x` (k,) on [0, 1] axes: one thin line per class (labelled up to MAX_LEGEND_CLASSES
+    classes, grey beyond) and a thick line of the class mean, labelled `mean_label(mean)`."""
     figure, axes = _figure(9, 6)
     ax = axes[0, 0]
-    values = np.asarray(values).reshape(-1, len(confidence))
-    labelled = len(values) <= MAX_LEGEND_CLASSES
-    for i, row in enumerate(values):
-        ax.plot(confidence, row, linewidth=1, **({"label": names[i]} if labelled else {"color": "grey"}))
-    if len(values):
-        mean = values.mean(0)
-        best = int(mean.argmax())
-        ax.plot(
-            confidence, mean, linewidth=3, color="blue", label=f"all classes {mean[best]:.2f} at {confidence[best]:.3f}"
-        )
-    ax.set(xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1), title=f"{ylabel}-{xlabel} Curve")
+    curves = np.asarray(curves).reshape(-1, len(x))
+    labelled = len(curves) <= MAX_LEGEND_CLASSES
+    for i, row in enumerate(curves):
+        ax.plot(x, row, linewidth=1, **({"label": class_label(i)} if labelled else {"color": "grey"}))
+    if len(curves):
+        mean = curves.mean(0)
+        ax.plot(x, mean, linewidth=3, color="blue", label=mean_label(mean))
+    ax.set(xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1), title=title)
     ax.legend(bbox_to_anchor=(1.04, 1), loc="upper left", fontsize="small")
     figure.subplots_adjust(left=0.08, right=0.7, bottom=0.1, top=0.92)
     return _save(figure, out_path, dpi)

@@ -1,4 +1,4 @@
-"""Device selection shared by training, validation, prediction and export."""
+"""Device selection and seeding shared by training, validation, prediction and export."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import re
 
 import numpy as np
 import torch
+
+from utils.distributed import local_rank
 
 _CUDA_SPEC = re.compile(r"^(?:cuda:?)?(\d+(?:,\d+)*)$")
 
@@ -42,15 +44,8 @@ def select_device(spec: str | int | torch.device | None = "") -> torch.device:
     missing = [i for i in indices if i >= count]
     if missing:
         raise ValueError(f"--device {spec}: CUDA device(s) {missing} not found; {count} visible")
-    local = int(os.environ.get("LOCAL_RANK", -1))
+    local = local_rank()
     return torch.device(f"cuda:{indices[local] if 0 <= local < len(indices) else indices[0]}")
-
-
-def device_indices(spec: str | int | None) -> list[int]:
-    """The CUDA indices a spec names ('0,1' -> [0, 1]); [] for '', 'cpu' or 'mps'."""
-    text = "" if spec is None else str(spec).strip().lower().replace(" ", "")
-    match = _CUDA_SPEC.match("0" if text == "cuda" else text)
-    return [int(i) for i in match.group(1).split(",")] if match else []
 
 
 def init_seeds(seed: int = 0, deterministic: bool = True) -> None:

@@ -92,7 +92,7 @@ class MetaNeXtBlock(nn.Module):
             self.norm = nn.Identity()
         if self.gamma is not None:
             gamma = self.gamma.detach()
-            self.mlp.fc2 = fold_affine(self.mlp.fc2, gamma, torch.zeros_like(gamma))
+            self.mlp.fc2 = fold_affine(self.mlp.fc2, gamma)
             self.gamma = None
 
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from models.layer_spec import FeatureSpec, LayerBuild, LayerContext, instantiate
+from utils.values import is_number
 
 
 class MultiOutputStage(nn.Module):
@@ -56,7 +57,7 @@ MIN_WIDTH = 0.25  # below this, rounding channels up to multiples of 8 stops sca
 def check_width(owner: str, width: object, low: float = MIN_WIDTH, high: float | None = 1.5) -> float:
     """Validate a backbone width factor; the message names the argument, the value and the supported range."""
     allowed = f"[{low}, {high}]" if high is not None else f">= {low}"
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width):
+    if not is_number(width) or not math.isfinite(width):
         raise ValueError(f"{owner}: width must be a number {allowed}, got {width!r}")
     if width < low:
         raise ValueError(

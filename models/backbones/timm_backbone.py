@@ -15,6 +15,7 @@ import torch
 
 from models.backbones.levels import OptionalDependencyError, deepest_per_level
 from models.backbones.stage import MultiOutputStage
+from models.backbones.weights import read_state_dict, resolve_weights_argument
 from models.layer_spec import FeatureSpec, register_layer
 
 
@@ -46,11 +47,10 @@ class TimmBackbone(MultiOutputStage):
             close = difflib.get_close_matches(str(model_name), timm.list_models(), n=5, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ValueError(f"TimmBackbone: unknown timm model {model_name!r}{hint}")
-        if weights is True:
-            raise ValueError("TimmBackbone: weights=True asks for a download; pass a local checkpoint path instead")
+        path = resolve_weights_argument(weights, "TimmBackbone")
         kwargs: dict[str, Any] = {"features_only": True, "in_chans": in_channels, "pretrained": False}
-        if weights not in (None, False):
-            kwargs.update(pretrained=True, pretrained_cfg_overlay={"state_dict": _read_state_dict(weights)})
+        if path is not None:
+            kwargs.update(pretrained=True, pretrained_cfg_overlay={"state_dict": read_state_dict(path)[0]})
         try:
             self.body = timm.create_model(model_name, **kwargs)
         except Exception as e:  # e.g. a model without features_only support
@@ -68,19 +68,6 @@ class TimmBackbone(MultiOutputStage):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = self.body(x)
         return [features[i] for i in self.take]
-
-
-def _read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"TimmBackbone: weights file {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"TimmBackbone: {path} does not hold a state dict of tensors")
-    return state
 
 
 def timm_available() -> bool:

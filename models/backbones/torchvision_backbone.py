@@ -16,10 +16,11 @@ from pathlib import Path
 
 import torch
 import torch.fx
-from torch import nn
+import torch.nn as nn
 
 from models.backbones.levels import pyramid_level
 from models.backbones.stage import MultiOutputStage
+from models.backbones.weights import read_state_dict, resolve_weights_argument
 from models.layer_spec import FeatureSpec, register_layer
 from models.reparam import fold_batchnorm
 
@@ -62,11 +63,10 @@ class TorchvisionBackbone(MultiOutputStage):
             close = difflib.get_close_matches(str(model_name), known, n=5, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ValueError(f"TorchvisionBackbone: {model_name!r} is not a torchvision classification model{hint}")
-        if weights is True:
-            raise ValueError("TorchvisionBackbone: weights=True asks for a download; pass a local state-dict path")
+        path = resolve_weights_argument(weights, "TorchvisionBackbone")
         model = torchvision.models.get_model(model_name, weights=None)
-        if weights not in (None, False):
-            model.load_state_dict(_read_state_dict(weights), strict=True)
+        if path is not None:
+            model.load_state_dict(read_state_dict(path)[0], strict=True)
         model.eval()  # probes run one image; BatchNorm must use running statistics
 
         names, specs = _find_levels(model, model_name)
@@ -235,13 +235,3 @@ def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
     parent_path, _, leaf = path.rpartition(".")
     parent = root.get_submodule(parent_path) if parent_path else root
     setattr(parent, leaf, module)
-
-
-def _read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"TorchvisionBackbone: weights file {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ValueError(f"TorchvisionBackbone: {path} does not hold a state dict")
-    return state

@@ -26,6 +26,10 @@ class BackboneWeightsError(ValueError):
     """A backbone checkpoint that cannot be used; the message names the file."""
 
 
+class BackboneWeightsNotFoundError(BackboneWeightsError, FileNotFoundError):
+    """A backbone checkpoint path that names no file (both a BackboneWeightsError and a FileNotFoundError)."""
+
+
 def resolve_weights_argument(weights: Any, stage_name: str) -> Path | None:
     """Interpret a stage's `weights` (YAML `pretrained`) argument: False/None -> None, a path -> that file.
 
@@ -43,7 +47,7 @@ def resolve_weights_argument(weights: Any, stage_name: str) -> Path | None:
         raise BackboneWeightsError(f"{stage_name}: weights must be False, None or a checkpoint path, got {weights!r}")
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise BackboneWeightsError(f"{stage_name}: backbone checkpoint '{weights}' does not exist")
+        raise BackboneWeightsNotFoundError(f"{stage_name}: backbone checkpoint '{weights}' does not exist")
     return path
 
 
@@ -52,7 +56,7 @@ def read_state_dict(path_or_state_dict: str | Path | StateDict) -> tuple[dict[st
     if isinstance(path_or_state_dict, (str, Path)):
         source = str(path_or_state_dict)
         if not Path(source).is_file():
-            raise BackboneWeightsError(f"backbone checkpoint '{source}' does not exist")
+            raise BackboneWeightsNotFoundError(f"backbone checkpoint '{source}' does not exist")
         loaded = _load_safetensors(source) if source.endswith(".safetensors") else _load_torch(source)
     else:
         source, loaded = "<state dict>", path_or_state_dict
@@ -98,20 +102,21 @@ def stage_group(key: str) -> str:
 def load_stage_weights(stage: nn.Module, path_or_state_dict: str | Path | StateDict) -> dict[str, int]:
     """Load a checkpoint (timm or our own names) into `stage`; returns tensors loaded per stage group.
 
-    Reads `torch.save` files with `weights_only=True` and `.safetensors` files (timm's hub format). A stage may
-    define `prepare_for_state_dict(converted)` to adapt itself (or refuse, with ValueError) before loading.
+    Reads `torch.save` files with `weights_only=True` and `.safetensors` files (timm's hub format). A stage's
+    `convert_timm_state_dict` may refuse a checkpoint (ValueError), and its `prepare_for_state_dict(converted)`
+    may adapt the stage (or refuse, with ValueError) before loading.
     Raises BackboneWeightsError naming the file when no tensor matches or when a matching name has another shape.
     """
     tensors, source = read_state_dict(path_or_state_dict)
     stage_name = type(stage).__name__
     converter = getattr(stage, "convert_timm_state_dict", None)
-    converted = converter(tensors) if converter is not None else dict(tensors)
     prepare = getattr(stage, "prepare_for_state_dict", None)
-    if prepare is not None:  # e.g. fuse a MobileOne stage before loading a re-parameterized (deploy) checkpoint
-        try:
+    try:  # a stage's own ValueError (wrong variant, fused stage, ...) is reported with the file's name
+        converted = converter(tensors) if converter is not None else dict(tensors)
+        if prepare is not None:  # e.g. fuse a MobileOne stage before loading a re-parameterized (deploy) checkpoint
             prepare(converted)
-        except ValueError as e:
-            raise BackboneWeightsError(f"{source}: {e}") from None
+    except ValueError as e:
+        raise BackboneWeightsError(f"{source}: {e}") from None
 
     own = stage.state_dict()
     matched = {k: v for k, v in converted.items() if k in own}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -38,9 +38,9 @@ class AnchorDetect(DetectionHead):
         if isinstance(anchors, int):
             anchors = placeholder_anchors(anchors, strides)
         if len(anchors) != len(in_channels):
-            raise ValueError(f"{len(anchors)} anchor levels for {len(in_channels)} input layers")
+            raise ValueError(f"AnchorDetect: {len(anchors)} anchor levels for {len(in_channels)} input layers")
         if any(len(level) % 2 or len(level) != len(anchors[0]) for level in anchors):
-            raise ValueError("each anchor level must list the same number of (w, h) pairs")
+            raise ValueError(f"AnchorDetect: every anchor level must list the same number of (w, h) pairs: {anchors}")
         self.nc = nc
         self.no = nc + 5
         self.nl = len(in_channels)

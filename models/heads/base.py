@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 
 from models.layer_spec import FeatureSpec, LayerBuild, LayerContext, instantiate
+from utils.values import is_int
 
 
 class DetectionHead(nn.Module):
@@ -39,7 +40,7 @@ class DetectionHead(nn.Module):
         if any(s is None for s in strides):
             raise ValueError(f"{cls.__name__}: the stride of an input is unknown {ctx.inputs}")
         nc = ctx.args[0] if ctx.args else None
-        if not isinstance(nc, int) or isinstance(nc, bool) or nc < 1:
+        if not is_int(nc) or nc < 1:
             raise ValueError(f"{cls.__name__}: nc must be a positive int, got {nc!r}")
         args = [*ctx.args, [spec.channels for spec in ctx.inputs], strides]
         module = instantiate(cls, args)

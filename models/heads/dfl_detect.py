@@ -4,7 +4,7 @@ and a class branch, decoded around cell centres."""
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn

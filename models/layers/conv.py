@@ -39,7 +39,14 @@ def make_activation(act: bool | nn.Module) -> nn.Module:
 
 @register_layer(channels="scaled")
 class Conv(nn.Module):
-    """Conv2d -> BatchNorm2d -> activation. `reparameterize()` folds the BatchNorm into the convolution."""
+    """Conv2d -> BatchNorm2d -> activation. `reparameterize()` folds the BatchNorm into the convolution.
+
+    The BatchNorm takes `bn_eps` and `bn_momentum` (YOLO's); a subclass ported from a reference that uses
+    other values (MobileNetV4's ConvNormAct) overrides them.
+    """
+
+    bn_eps: float = BN_EPS
+    bn_momentum: float = BN_MOMENTUM
 
     def __init__(
         self,
@@ -63,7 +70,7 @@ class Conv(nn.Module):
             dilation=dilation,
             bias=False,
         )
-        self.bn: nn.Module = nn.BatchNorm2d(out_channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+        self.bn: nn.Module = nn.BatchNorm2d(out_channels, eps=self.bn_eps, momentum=self.bn_momentum)
         self.act = make_activation(act)
         self.stride_factor = stride
 

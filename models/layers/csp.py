@@ -3,8 +3,8 @@ YOLOv8's C2f, YOLO11's C3k2)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 import torch
 import torch.nn as nn

@@ -5,10 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-
-def round_channels(value: float, divisor: int = 8) -> int:
-    """Nearest multiple of `divisor` (at least `divisor`): the reduced width of an SE bottleneck."""
-    return max(divisor, int(value + divisor / 2) // divisor * divisor)
+from models.layer_spec import round_divisible
 
 
 class SqueezeExcite(nn.Module):
@@ -19,7 +16,7 @@ class SqueezeExcite(nn.Module):
 
     def __init__(self, channels: int, reduction_ratio: float = 1 / 16, reduced_channels: int | None = None) -> None:
         super().__init__()
-        reduced = reduced_channels or round_channels(channels * reduction_ratio)
+        reduced = reduced_channels or round_divisible(channels * reduction_ratio)
         self.reduce = nn.Conv2d(channels, reduced, 1, bias=True)
         self.act = nn.ReLU(inplace=True)
         self.expand = nn.Conv2d(reduced, channels, 1, bias=True)

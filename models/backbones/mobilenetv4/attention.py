@@ -9,10 +9,10 @@ queries (B, h, HW, d) from a 1x1 conv; keys and values (B, 1, M, d), shared by e
 from __future__ import annotations
 
 import torch
-from torch import nn
+import torch.nn as nn
 
-from models.backbones.mobilenetv4.layers import ChannelAffine, ConvNormAct, LayerScale, fold_input_affine
-from models.reparam import batchnorm_scale_shift, fold_affine
+from models.backbones.mobilenetv4.layers import ChannelAffine, ConvNormAct, LayerScale
+from models.reparam import batchnorm_scale_shift, fold_affine, fold_input_affine
 
 
 class MultiQueryAttention(nn.Module):
@@ -103,5 +103,5 @@ class MobileMQABlock(nn.Module):
                 down.reparameterize()
         if isinstance(self.layer_scale, LayerScale):
             gamma = self.layer_scale.gamma.detach()
-            self.attn.output_proj = fold_affine(self.attn.output_proj, gamma, torch.zeros_like(gamma))
+            self.attn.output_proj = fold_affine(self.attn.output_proj, gamma)
             self.layer_scale = nn.Identity()

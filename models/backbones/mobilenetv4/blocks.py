@@ -8,7 +8,7 @@ ExtraDW (start + middle), IB (middle only), ConvNeXt-like (start only) and FFN (
 from __future__ import annotations
 
 import torch
-from torch import nn
+import torch.nn as nn
 
 from models.backbones.mobilenetv4.layers import ConvNormAct, LayerScale, round_channels
 

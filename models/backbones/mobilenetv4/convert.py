@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
+import torch.nn as nn
 
 from models.backbones.mobilenetv4.attention import MobileMQABlock
 from models.backbones.mobilenetv4.blocks import FusedInvertedBottleneck, UniversalInvertedBottleneck

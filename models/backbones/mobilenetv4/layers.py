@@ -1,5 +1,5 @@
-"""Small building blocks of MobileNetV4: conv-BN-activation, learnable layer scale, a per-channel affine,
-the channel rounding rule, and the folds that `reparameterize()` uses.
+"""Small building blocks of MobileNetV4: conv-BN-activation, learnable layer scale, a per-channel affine and
+the channel rounding rule.
 
 BatchNorm keeps PyTorch's defaults (eps 1e-5, momentum 0.1), not YOLO's (1e-3, 0.03): the reference
 implementation and its checkpoints use them, and eps changes the outputs.
@@ -7,12 +7,12 @@ implementation and its checkpoints use them, and eps changes the outputs.
 
 from __future__ import annotations
 
-import math
-
 import torch
-from torch import nn
+import torch.nn as nn
 
-from models.reparam import fold_affine, fold_batchnorm
+from models.layer_spec import round_divisible
+from models.layers.conv import Conv
+from models.reparam import fold_affine
 
 CHANNEL_DIVISOR = 8  # every width-scaled channel count is a multiple of this
 
@@ -23,17 +23,15 @@ def round_channels(channels: float, divisor: int = CHANNEL_DIVISOR) -> int:
     This is the MobileNet rounding (TF models' `make_divisible`), unlike YOLO's round-up; widths of
     MobileNetV4 checkpoints follow it.
     """
-    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * channels:
-        rounded += divisor
-    return int(rounded)
+    return round_divisible(channels, divisor, round_limit=0.9)
 
 
-class ConvNormAct(nn.Module):
-    """Conv2d (no bias) -> BatchNorm2d -> optional activation; 'same' padding for odd kernels.
+class ConvNormAct(Conv):
+    """Conv2d (no bias) -> BatchNorm2d -> optional activation: our Conv (and its BatchNorm fold) with PyTorch's
+    BatchNorm defaults and the reference's padding, ((stride - 1) + (kernel_size - 1)) // 2."""
 
-    `reparameterize()` folds the BatchNorm into the convolution.
-    """
+    bn_eps = 1e-5
+    bn_momentum = 0.1
 
     def __init__(
         self,
@@ -44,30 +42,20 @@ class ConvNormAct(nn.Module):
         groups: int = 1,
         act: nn.Module | None = None,
     ) -> None:
-        super().__init__()
         padding = ((stride - 1) + (kernel_size - 1)) // 2  # equals kernel_size // 2 for the odd kernels used here
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False)
-        self.bn: nn.Module = nn.BatchNorm2d(out_channels)
-        self.act = act if act is not None else nn.Identity()
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, groups, act=act if act is not None else False
+        )
 
     @property
     def out_channels(self) -> int:
         return self.conv.out_channels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.conv(x)))
-
-    def reparameterize(self) -> None:
-        if isinstance(self.bn, nn.Identity):
-            return
-        self.conv = fold_batchnorm(self.conv, self.bn)
-        self.bn = nn.Identity()
-
     def scale_output(self, gamma: torch.Tensor) -> None:
         """Multiply the (already folded) output by a per-channel `gamma`; only valid without activation."""
         if not isinstance(self.act, nn.Identity) or not isinstance(self.bn, nn.Identity):
             raise RuntimeError("scale_output needs a folded ConvNormAct without activation")
-        self.conv = fold_affine(self.conv, gamma.detach(), torch.zeros_like(gamma.detach()))
+        self.conv = fold_affine(self.conv, gamma.detach())
 
 
 class LayerScale(nn.Module):
@@ -94,20 +82,6 @@ class ChannelAffine(nn.Module):
         return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
 
-@torch.no_grad()
-def fold_input_affine(conv: nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor) -> nn.Conv2d:
-    """Return a Conv2d equal to `conv(x * scale + shift)` for a 1x1, ungrouped, unpadded convolution."""
-    if conv.kernel_size != (1, 1) or conv.groups != 1 or conv.padding not in ((0, 0), 0):
-        raise ValueError("an input affine folds exactly only into an unpadded, ungrouped 1x1 convolution")
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, 1, conv.stride, bias=True).to(conv.weight)
-    weight = conv.weight[:, :, 0, 0]
-    fused.weight.copy_((weight * scale.view(1, -1)).view_as(conv.weight))
-    bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels).to(weight)
-    fused.bias.copy_(bias + weight @ shift)
-    fused.requires_grad_(conv.weight.requires_grad)
-    return fused
-
-
 def activation(name: str) -> nn.Module:
     """The activation a variant uses throughout."""
     if name == "relu":
@@ -115,5 +89,3 @@ def activation(name: str) -> nn.Module:
     if name == "gelu":
         return nn.GELU()
     raise ValueError(f"unknown activation {name!r}; expected 'relu' or 'gelu'")
-
-

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from torch import nn
+import torch.nn as nn
 
 from models.backbones.mobilenetv4 import specs
 from models.backbones.mobilenetv4.attention import MobileMQABlock
@@ -14,6 +14,7 @@ from models.backbones.mobilenetv4.blocks import FusedInvertedBottleneck, Univers
 from models.backbones.mobilenetv4.convert import timm_to_ours
 from models.backbones.mobilenetv4.layers import ConvNormAct, activation, round_channels
 from models.backbones.stage import MultiOutputStage, check_width
+from models.backbones.weights import load_stage_weights, resolve_weights_argument
 from models.layer_spec import FeatureSpec, register_layer
 
 
@@ -31,6 +32,7 @@ class MobileNetV4(MultiOutputStage):
         super().__init__()
         name = type(self).__name__
         width = check_width(name, width)
+        path = resolve_weights_argument(weights, name)  # fail before building on a bad argument
         arch = self.architecture
         self.width = width
 
@@ -52,14 +54,8 @@ class MobileNetV4(MultiOutputStage):
         # Declared from the modules just built, so channels never disagree with the weights.
         level_channels = [stem] + [self.stages[i][-1].out_channels for i in specs.OUTPUT_STAGES]
         self.feature_info = [FeatureSpec(c, 2 ** (level + 1)) for level, c in enumerate(level_channels)]
-
-        if weights is True:
-            raise ValueError(
-                f"{name}: weights=True asks for a pretrained download, which this project never does; "
-                "pass the path of a local checkpoint (ours or timm's) instead"
-            )
-        if weights not in (None, False):
-            self.load_weights(weights)
+        if path is not None:
+            load_stage_weights(self, path)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)
@@ -71,24 +67,18 @@ class MobileNetV4(MultiOutputStage):
         return outputs
 
     def convert_timm_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Map a timm `mobilenetv4_*` state dict (features-only or full classifier) onto this stage's keys."""
-        return timm_to_ours(self, state_dict)
+        """Map a timm `mobilenetv4_*` state dict (features-only or full classifier) onto this stage's keys.
 
-    def load_weights(self, path: str | Path) -> None:
-        """Load a local checkpoint: a state dict of ours or of timm (optionally under 'state_dict'/'model')."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{type(self).__name__}: weights file {path} does not exist")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        for key in ("state_dict", "model"):
-            if isinstance(state, dict) and isinstance(state.get(key), dict):
-                state = state[key]
-        if not isinstance(state, dict):
-            raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
+        A state dict already in our layout is returned as it is; either way every key of the stage must be
+        there and no other (ValueError otherwise), so a checkpoint loads completely or not at all.
+        """
         ours = set(self.state_dict())
-        if not ours.issubset(state):  # not our own layout: it must be timm's
-            state = self.convert_timm_state_dict(state)
-        self.load_state_dict(state, strict=True)
+        if not ours.issubset(state_dict):  # not our own layout: it must be timm's
+            return timm_to_ours(self, state_dict)
+        extra = sorted(set(state_dict) - ours)
+        if extra:
+            raise ValueError(f"{type(self).__name__}: {len(extra)} checkpoint keys are not in this stage: {extra[:6]}")
+        return dict(state_dict)
 
 
 def _build_block(spec: specs.BlockSpec, in_channels: int, out_channels: int, arch: specs.Architecture) -> nn.Module:
