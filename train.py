@@ -10,14 +10,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from engine.train_options import add_train_arguments, options_from_args
-from engine.trainer import train
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from engine.train_options import add_train_arguments, options_from_args  # noqa: E402
+from engine.trainer import train  # noqa: E402
+from utils.cli import USER_ERRORS, report_user_error  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = add_train_arguments(argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
-    train(options_from_args(parser.parse_args(argv)))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    options = options_from_args(add_train_arguments(parser).parse_args(argv))
+    try:
+        train(options)
+    except USER_ERRORS as e:
+        return report_user_error(e)
     return 0
 
 

@@ -15,12 +15,8 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from dataio.data_config import DataConfigError  # noqa: E402
-from dataio.sources import DatasetSourceError  # noqa: E402
 from engine.val_run import TASKS, ValOptions, run_val  # noqa: E402
-from engine.weights import NoWeightsError  # noqa: E402
-from utils.checkpoint import CheckpointError  # noqa: E402
-from utils.logging import LOGGER  # noqa: E402
+from utils.cli import USER_ERRORS, report_user_error  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,9 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         run_val(ValOptions(**vars(args)))
-    except (NoWeightsError, CheckpointError, DataConfigError, DatasetSourceError, FileNotFoundError, ValueError) as e:
-        LOGGER.error(f"error: {e}")
-        return 2
+    except USER_ERRORS as e:
+        return report_user_error(e)
     return 0
 
 

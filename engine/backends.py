@@ -8,6 +8,8 @@ model gives the same detections whatever format it runs in.
 
 from __future__ import annotations
 
+import copy
+
 import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -103,18 +105,24 @@ class Backend(ABC):
 
 
 class PyTorchBackend(Backend):
-    """A checkpoint of this project, rebuilt from its config, fused, in eval mode."""
+    """A checkpoint of this project, rebuilt from its config, fused, in eval mode.
+
+    A model passed in memory is copied before fusing, so the caller's model (perhaps still training) is untouched.
+    """
 
     format = "pytorch"
 
-    def __init__(self, path: Path | None, model: nn.Module, device: torch.device, fp16: bool = False) -> None:
+    def __init__(
+        self, path: Path | None, model: nn.Module, device: torch.device, fp16: bool = False, owned: bool = False
+    ) -> None:
         super().__init__(path, ModelMetadata.from_model(model), device, fp16)
+        model = model if owned else copy.deepcopy(model)
         model = model.eval().fuse() if hasattr(model, "fuse") else model.eval()
         self.model = model.to(device).half() if fp16 else model.to(device).float()
 
     @classmethod
     def load(cls, path: Path, device: torch.device, fp16: bool = False) -> PyTorchBackend:
-        return cls(path, model_from_checkpoint(path), device, fp16)
+        return cls(path, model_from_checkpoint(path), device, fp16, owned=True)
 
     def infer(self, images: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():

@@ -11,20 +11,20 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn as nn
-import yaml
 from torch.nn.parallel import DistributedDataParallel
+import yaml
 from tqdm import tqdm
 
 from engine.ema import ModelEMA
 from engine.optim import build_optimizer, lr_lambda, warmup_values
 from engine.results_log import ResultsLog
 from engine.train_options import TrainOptions
-from engine.validator import validate
+from engine.validator import default_val_iou, validate
 from models.detection_model import DetectionModel
 from models.heads.anchor_detect import AnchorDetect
 from utils import distributed as dist_utils
 from utils.checkpoint import load_checkpoint, save_checkpoint, unwrap_model, write_checkpoint_file
-from utils.files import increment_path, newest_weights
+from utils.files import increment_path, load_yaml, newest_weights
 from utils.logging import LOGGER, set_verbosity
 from utils.torch_utils import init_seeds, select_device
 
@@ -32,7 +32,7 @@ HYP_DIR = Path(__file__).resolve().parent.parent / "data" / "hyps"
 Callback = Callable[["Trainer"], None]
 
 
-class TrainingError(RuntimeError):
+class TrainingError(ValueError):
     """A training run that cannot start or continue (bad options, nothing to resume, ...)."""
 
 
@@ -43,13 +43,13 @@ def default_hyp_path(model: DetectionModel) -> Path:
 
 
 def load_hyp(path: str | Path) -> dict[str, Any]:
+    """A hyperparameter YAML by path, or by name from data/hyps/."""
     path = Path(path)
     if not path.is_file() and (HYP_DIR / path.name).is_file():
         path = HYP_DIR / path.name
     if not path.is_file():
         raise TrainingError(f"--hyp {path}: file not found")
-    with open(path) as f:
-        hyp = yaml.safe_load(f)
+    hyp = load_yaml(path, TrainingError)
     if not isinstance(hyp, dict):
         raise TrainingError(f"--hyp {path}: expected a mapping of hyperparameters")
     return hyp
@@ -81,7 +81,8 @@ class Trainer:
         if self.resume_checkpoint is not None:
             self.save_dir = Path(self.resume_checkpoint["_save_dir"])
         else:
-            self.save_dir = increment_path(Path(options.project) / options.name, options.exist_ok, mkdir=self.is_main)
+            # created by rank 0 once setup succeeds, so a run that fails to start leaves no empty directory
+            self.save_dir = increment_path(Path(options.project) / options.name, options.exist_ok, mkdir=False)
         self.weights_dir = self.save_dir / "weights"
         self.epoch = 0
         self.start_epoch = 0
@@ -109,12 +110,10 @@ class Trainer:
         return restored, ckpt
 
     def _build_data(self, model: DetectionModel) -> None:
-        from dataio.data_config import load_data_config
         from dataio.dataset import YoloDataset
         from dataio.loader import build_dataloader
 
         o = self.options
-        self.data = load_data_config(o.data)
         nc = 1 if o.single_cls else self.data.nc
         self.batch_per_process = max(o.batch_size // self.world_size, 1)
         stride = int(model.stride.max())
@@ -151,11 +150,8 @@ class Trainer:
             model = DetectionModel(self.resume_checkpoint["model_yaml"], in_channels=self.resume_checkpoint["in_channels"])
             model.load_state_dict(self.resume_checkpoint["model"])
             return model
-        from dataio.data_config import load_data_config
-
-        data = load_data_config(o.data)
-        model = DetectionModel(o.cfg, nc=1 if o.single_cls else data.nc, scale=o.scale)
-        model.names = {0: "item"} if o.single_cls else dict(data.names)
+        model = DetectionModel(o.cfg, nc=1 if o.single_cls else self.data.nc, scale=o.scale)
+        model.names = {0: "item"} if o.single_cls else dict(self.data.names)
         if o.weights:
             self._transfer_weights(model, o.weights)
         if o.backbone_weights:
@@ -194,7 +190,10 @@ class Trainer:
 
     def setup(self) -> None:
         """Build everything a run needs; separate from __init__ so failures surface with clear messages."""
+        from dataio.data_config import load_data_config
+
         o = self.options
+        self.data = load_data_config(o.data)
         model = self._build_model()
         self.hyp = load_hyp(o.hyp) if o.hyp else load_hyp(default_hyp_path(model))
         if o.label_smoothing:
@@ -231,13 +230,13 @@ class Trainer:
             self._write_run_files()
 
     def _auto_anchor(self, model: DetectionModel) -> None:
-        from utils.autoanchor import check_anchors
+        from utils.autoanchor import check_anchors, label_wh_at_size
 
-        # labels are normalised to the original (width, height); the network sees it resized to imgsz
-        label_wh = [labels[:, 3:5] * np.asarray(shape, dtype=np.float64) / max(shape) * self.options.imgsz
-                    for labels, shape in zip(self.train_set.labels, self.train_set.shapes) if len(labels)]
-        if label_wh:
-            check_anchors(model, np.concatenate(label_wh), threshold=self.hyp.get("anchor_t", 4.0),
+        labelled = [(labels[:, 3:5], shape[::-1]) for labels, shape in zip(self.train_set.labels, self.train_set.shapes)
+                    if len(labels)]  # dataset shapes are (width, height)
+        if labelled:
+            wh, shapes = zip(*labelled)
+            check_anchors(model, label_wh_at_size(wh, shapes, self.options.imgsz), threshold=self.hyp.get("anchor_t", 4.0),
                           imgsz=self.options.imgsz, seed=self.options.seed)
 
     def _restore_training_state(self, ckpt: dict[str, Any]) -> None:
@@ -389,7 +388,7 @@ class Trainer:
     def _val_iou(self) -> float:
         if self.options.val_iou_thres is not None:
             return self.options.val_iou_thres
-        return 0.6 if isinstance(unwrap_model(self.model).head, AnchorDetect) else 0.7
+        return default_val_iou(unwrap_model(self.model).head.has_objectness)
 
     def _checkpoint_state(self, epoch: int) -> dict[str, Any]:
         return {
@@ -449,9 +448,9 @@ class Trainer:
     def _plot_labels(self) -> None:
         from utils.plots import plot_labels
 
-        labels = [l for l in self.train_set.labels if len(l)]
-        if labels:
-            plot_labels(np.concatenate(labels), unwrap_model(self.model).names, self.save_dir / "labels.jpg")
+        labelled = [image_labels for image_labels in self.train_set.labels if len(image_labels)]
+        if labelled:
+            plot_labels(np.concatenate(labelled), unwrap_model(self.model).names, self.save_dir / "labels.jpg")
 
     def _plot_batch(self, images: torch.Tensor, targets: torch.Tensor, paths: list[str], out: Path) -> None:
         from utils.plots import plot_batch

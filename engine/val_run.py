@@ -13,7 +13,7 @@ from dataio.data_config import load_data_config
 from dataio.dataset import YoloDataset
 from dataio.loader import build_dataloader
 from engine.backends import Backend, load_backend
-from engine.validator import ValidationResult, validate
+from engine.validator import ValidationResult, default_val_iou, validate
 from engine.weights import resolve_weights
 from utils.files import increment_path
 from utils.logging import LOGGER
@@ -95,7 +95,7 @@ def run_val(options: ValOptions) -> ValidationResult:
     speed_only = options.task == "speed"
     collected: list[tuple[str, torch.Tensor]] = []
     sink = (lambda path, det, hw: collected.append((path, det))) if options.save_json and not speed_only else None
-    iou = options.iou_thres if options.iou_thres is not None else (0.6 if backend.has_objectness else 0.7)
+    iou = options.iou_thres if options.iou_thres is not None else default_val_iou(backend.has_objectness)
     model: Any = backend.model if hasattr(backend, "model") else backend  # a PyTorch model gives timing per stage
     result = validate(
         model, loader, names=names, device=backend.device,

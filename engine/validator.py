@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from models.detection_model import DetectionModel
 from utils.boxes import xywh_to_xyxy
+from utils.letterbox import clip_boxes, scale_boxes_to_original
 from utils.logging import LOGGER
 from utils.metrics import DetectionMetrics
 from utils.nms import non_max_suppression
@@ -36,18 +37,20 @@ class ValidationResult:
     coco: dict[str, Any] | None = None
 
 
+def default_val_iou(has_objectness: bool) -> float:
+    """NMS IoU threshold for validation as the references use it: 0.6 for anchor heads, 0.7 for DFL heads."""
+    return 0.6 if has_objectness else 0.7
+
+
 def to_original_pixels(boxes: torch.Tensor, shape_info: Any, input_hw: tuple[int, int]) -> torch.Tensor:
-    """Map xyxy boxes from network-input pixels back to the original image and clip them to it."""
-    if shape_info is None:  # no letterbox record (e.g. a mosaic): stay in input pixels
-        h0, w0 = input_hw
-        ratio_h = ratio_w = 1.0
-        pad_w = pad_h = 0.0
-    else:
-        (h0, w0), ((ratio_h, ratio_w), (pad_w, pad_h)) = shape_info
-    boxes = boxes.clone()
-    boxes[:, [0, 2]] = ((boxes[:, [0, 2]] - pad_w) / ratio_w).clamp(0, w0)
-    boxes[:, [1, 3]] = ((boxes[:, [1, 3]] - pad_h) / ratio_h).clamp(0, h0)
-    return boxes
+    """Map xyxy boxes from network-input pixels back to the original image and clip them to it.
+
+    Letterboxing resizes both sides by one ratio, so the width ratio serves both axes.
+    """
+    if shape_info is None:  # no letterbox record (a mosaic): stay in input pixels
+        return clip_boxes(boxes.clone(), input_hw)
+    original_hw, ((_, ratio_w), padding) = shape_info
+    return scale_boxes_to_original(boxes.clone(), ratio_w, padding, original_hw)
 
 
 def augmented_predict(predictor: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, stride: int = 32) -> torch.Tensor:
@@ -75,7 +78,7 @@ def check_label_classes(dataloader: Any, nc: int) -> None:
     labels = getattr(getattr(dataloader, "dataset", None), "labels", None)
     if not labels:
         return
-    top = max((int(l[:, 0].max()) for l in labels if len(l)), default=-1)
+    top = max((int(image_labels[:, 0].max()) for image_labels in labels if len(image_labels)), default=-1)
     if top >= nc:
         source = getattr(dataloader.dataset, "prefix", "") or "the dataset"
         raise ValueError(f"{source.strip(': ')} has labels with class id {top}, but the model has nc={nc} classes "
@@ -194,14 +197,12 @@ def validate(
 
 
 def _write_txt(path: Path, detections: torch.Tensor, original_hw: tuple[int, int], save_conf: bool) -> None:
-    """One line per detection: class x y w h [conf], normalised to the original image."""
-    h0, w0 = original_hw
-    gain = torch.tensor([w0, h0, w0, h0], dtype=torch.float32)
-    with open(path, "w") as f:
-        for *xyxy, conf, cls in detections.cpu().tolist():
-            x1, y1, x2, y2 = (torch.tensor(xyxy) / gain).tolist()
-            line = [int(cls), (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1] + ([conf] if save_conf else [])
-            f.write(" ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in line) + "\n")
+    """One line per detection: class x y w h [conf], normalised to the original image (as detect.py writes)."""
+    from engine.predict import Detections
+
+    det = detections.cpu().numpy()
+    found = Detections(str(path), tuple(original_hw), det[:, :4], det[:, 4], det[:, 5].astype(int))
+    path.write_text("".join(line + "\n" for line in found.label_lines(with_confidence=save_conf)))
 
 
 def _plot_val_batch(images: torch.Tensor, targets: torch.Tensor, detections: list[torch.Tensor], paths: list[str],
