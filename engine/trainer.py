@@ -205,6 +205,8 @@ class Trainer:
         if o.bn_momentum is not None:
             set_batchnorm_momentum(model, o.bn_momentum)
         model.to(self.device)
+        self.memory_format = torch.channels_last if o.channels_last else torch.contiguous_format
+        model.to(memory_format=self.memory_format)
 
         from losses import build_loss
 
@@ -322,7 +324,7 @@ class Trainer:
         progress = tqdm(enumerate(self.train_loader), total=nb, disable=not self.is_main, bar_format="{l_bar}{bar:10}{r_bar}")
         for i, (images, targets, paths, _) in progress:
             iteration = i + nb * epoch
-            images = images.to(self.device, non_blocking=True).float() / 255
+            images = (images.to(self.device, non_blocking=True).float() / 255).contiguous(memory_format=self.memory_format)
             self._warmup(iteration, epoch)
             if o.multi_scale:
                 images = self._rescale_batch(images, epoch, i)
