@@ -1,8 +1,8 @@
 """Run a detector on images, folders, globs, videos, webcams, .txt lists or streams.
 
-    python detect.py --source img.jpg                    # newest runs/train/*/weights/best.pt
-    python detect.py --weights best.onnx --source data/images --save-txt
-    python detect.py --weights best.pt --source 0        # webcam
+python detect.py --source img.jpg                    # newest runs/train/*/weights/best.pt
+python detect.py --weights best.onnx --source data/images --save-txt
+python detect.py --weights best.pt --source 0        # webcam
 """
 
 from __future__ import annotations
@@ -21,8 +21,12 @@ from utils.cli import USER_ERRORS, report_user_error  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", default=None, help="model: .pt, .torchscript, .onnx or *_openvino_model/ "
-                   "(default: the newest <runs-dir>/train/*/weights/best.pt)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="model: .pt, .torchscript, .onnx or *_openvino_model/ "
+        "(default: the newest <runs-dir>/train/*/weights/best.pt)",
+    )
     p.add_argument("--source", default="data/images", help="file, folder, glob, video, webcam index, .txt list, URL")
     p.add_argument("--imgsz", "--img", "--img-size", nargs="+", type=int, default=[640], help="inference size h [w]")
     p.add_argument("--conf-thres", type=float, default=0.25, help="confidence threshold")

@@ -1,9 +1,9 @@
 """Train a YOLO detector.
 
-    python train.py --cfg yolov5s_mobileone.yaml            # bundled trees data, defaults tuned to learn fast
-    python train.py --cfg yolo11n.yaml --data my.yaml --epochs 100 --imgsz 640
-    python train.py --resume                                # continue the newest run exactly
-    torchrun --nproc_per_node 2 train.py --cfg yolo11n.yaml # several processes (GPUs, or CPU with gloo)
+python train.py --cfg yolov5s_mobileone.yaml            # bundled trees data, defaults tuned to learn fast
+python train.py --cfg yolo11n.yaml --data my.yaml --epochs 100 --imgsz 640
+python train.py --resume                                # continue the newest run exactly
+torchrun --nproc_per_node 2 train.py --cfg yolo11n.yaml # several processes (GPUs, or CPU with gloo)
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Validate a detector: P, R, mAP50, mAP50-95 (COCO-consistent), speed, plots.
 
-    python val.py --weights runs/train/exp/weights/best.pt --data trees.yaml
-    python val.py --weights best.onnx --data trees.yaml --imgsz 416 --save-json
-    python val.py --task speed --weights best.pt
+python val.py --weights runs/train/exp/weights/best.pt --data trees.yaml
+python val.py --weights best.onnx --data trees.yaml --imgsz 416 --save-json
+python val.py --task speed --weights best.pt
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--save-txt", action="store_true", help="write detections to <save dir>/labels/*.txt")
     p.add_argument("--save-conf", action="store_true", help="add confidences to --save-txt")
     p.add_argument("--save-json", action="store_true", help="write COCO JSON and score it with pycocotools")
-    p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True, help="curves, confusion matrix, batches")
+    p.add_argument(
+        "--plots", action=argparse.BooleanOptionalAction, default=True, help="curves, confusion matrix, batches"
+    )
     p.add_argument("--device", default=d.device, help="cpu, 0 or cuda:0 (default: CUDA if available)")
     p.add_argument("--half", action="store_true", help="fp16 inference (CUDA only)")
     p.add_argument("--workers", type=int, default=d.workers)

@@ -29,8 +29,14 @@ from models.detection_model import DetectionModel  # noqa: E402
 from models.summary import count_parameters, gflops  # noqa: E402
 
 DEFAULT_CONFIGS = [
-    "yolov5n.yaml", "yolov5s.yaml", "yolo11n.yaml", "yolov5s_mobileone.yaml", "yolo11n_mobileone.yaml",
-    "yolo11n_mobilenetv4.yaml", "yolov5n_mobilenetv4.yaml", "yolo11n_inceptionnext.yaml",
+    "yolov5n.yaml",
+    "yolov5s.yaml",
+    "yolo11n.yaml",
+    "yolov5s_mobileone.yaml",
+    "yolo11n_mobileone.yaml",
+    "yolo11n_mobilenetv4.yaml",
+    "yolov5n_mobilenetv4.yaml",
+    "yolo11n_inceptionnext.yaml",
 ]
 
 
@@ -90,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         fused_params, fused_flops = count_parameters(model), gflops(model, args.imgsz)
         fused = latency_ms(model, args.imgsz, args.runs)
         step = train_step_s(cfg, args.train_imgsz, args.train_batch)
-        row = (f"| {cfg} | {params / 1e6:.2f}M / {flops:.1f} | {fused_params / 1e6:.2f}M / {fused_flops:.1f} "
-               f"| {unfused:.0f} | {fused:.0f} | {step:.2f} |")
+        row = (
+            f"| {cfg} | {params / 1e6:.2f}M / {flops:.1f} | {fused_params / 1e6:.2f}M / {fused_flops:.1f} "
+            f"| {unfused:.0f} | {fused:.0f} | {step:.2f} |"
+        )
         print(row, flush=True)
         rows.append(row)
 

@@ -67,8 +67,12 @@ def transform_boxes(boxes: np.ndarray, matrix: np.ndarray, out_size: tuple[int, 
 
 
 def box_candidates(
-    before: np.ndarray, after: np.ndarray, scale: float = 1.0, min_side: float = 2.0,
-    min_area_ratio: float = 0.1, max_aspect: float = 20.0,
+    before: np.ndarray,
+    after: np.ndarray,
+    scale: float = 1.0,
+    min_side: float = 2.0,
+    min_area_ratio: float = 0.1,
+    max_aspect: float = 20.0,
 ) -> np.ndarray:
     """Boolean mask of warped boxes worth keeping: sides over `min_side` px, at least `min_area_ratio` of the
     (scaled) original area still in the image, aspect ratio under `max_aspect`."""
@@ -109,8 +113,9 @@ def random_perspective(
     return image, labels
 
 
-def augment_hsv(image: np.ndarray, rng: np.random.Generator, hue: float = 0.5, saturation: float = 0.5,
-                value: float = 0.5) -> np.ndarray:
+def augment_hsv(
+    image: np.ndarray, rng: np.random.Generator, hue: float = 0.5, saturation: float = 0.5, value: float = 0.5
+) -> np.ndarray:
     """Multiply hue, saturation and value by random gains in [1 - g, 1 + g] (hue wraps around)."""
     gains = rng.uniform(-1, 1, 3) * (hue, saturation, value) + 1
     if not (hue or saturation or value):
@@ -140,8 +145,14 @@ def flip_ud(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.ascontiguousarray(image[::-1]), labels
 
 
-def mixup(image: np.ndarray, labels: np.ndarray, other: np.ndarray, other_labels: np.ndarray,
-          rng: np.random.Generator, alpha: float = 32.0) -> tuple[np.ndarray, np.ndarray]:
+def mixup(
+    image: np.ndarray,
+    labels: np.ndarray,
+    other: np.ndarray,
+    other_labels: np.ndarray,
+    rng: np.random.Generator,
+    alpha: float = 32.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Blend two same-size images with a Beta(alpha, alpha) weight (near 0.5) and keep the boxes of both."""
     weight = rng.beta(alpha, alpha)
     blended = image.astype(np.float32) * weight + other.astype(np.float32) * (1 - weight)
@@ -149,7 +160,10 @@ def mixup(image: np.ndarray, labels: np.ndarray, other: np.ndarray, other_labels
 
 
 def mosaic4(
-    images: list[np.ndarray], labels: list[np.ndarray], size: int, centre: tuple[int, int],
+    images: list[np.ndarray],
+    labels: list[np.ndarray],
+    size: int,
+    centre: tuple[int, int],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Four images around `centre` (x, y) on a (2*size)^2 canvas: the first has its bottom-right corner at the
     centre, then top-right, bottom-left, bottom-right. Parts falling off the canvas are cut; boxes are moved

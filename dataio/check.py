@@ -1,7 +1,7 @@
 """Check a dataset from the command line: every problem with its file, and a summary per split.
 
-    python -m dataio.check trees.yaml
-    python -m dataio.check path/to/data.yaml --splits train val
+python -m dataio.check trees.yaml
+python -m dataio.check path/to/data.yaml --splits train val
 """
 
 from __future__ import annotations

@@ -146,8 +146,10 @@ def _resolve_root(path: Any, base: Path, source: str) -> Path:
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
-    raise DataConfigError(f"{source}: dataset root 'path: {path}' not found (looked in "
-                          f"{' and '.join(map(str, dict.fromkeys(candidates)))})")
+    raise DataConfigError(
+        f"{source}: dataset root 'path: {path}' not found (looked in "
+        f"{' and '.join(map(str, dict.fromkeys(candidates)))})"
+    )
 
 
 def _check_split(sources: list[str], split: str, source: str) -> None:

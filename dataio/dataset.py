@@ -32,9 +32,18 @@ from utils.logging import LOGGER
 
 # Used for keys a `hyp` dict leaves out (the values of data/hyps/hyp.scratch-*.yaml).
 DEFAULT_AUGMENTATION = {
-    "hsv_h": 0.015, "hsv_s": 0.7, "hsv_v": 0.4,
-    "degrees": 0.0, "translate": 0.1, "scale": 0.5, "shear": 0.0, "perspective": 0.0,
-    "flipud": 0.0, "fliplr": 0.5, "mosaic": 1.0, "mixup": 0.0,
+    "hsv_h": 0.015,
+    "hsv_s": 0.7,
+    "hsv_v": 0.4,
+    "degrees": 0.0,
+    "translate": 0.1,
+    "scale": 0.5,
+    "shear": 0.0,
+    "perspective": 0.0,
+    "flipud": 0.0,
+    "fliplr": 0.5,
+    "mosaic": 1.0,
+    "mixup": 0.0,
 }
 
 # (original (h0, w0), ((ratio_h, ratio_w), (pad_w, pad_h))), or None for a mosaic (no single original).
@@ -85,8 +94,10 @@ class YoloDataset(Dataset):
 
         scan = load_or_scan(list_images(source), nc, cache_dir, prefix)
         if not scan.image_files:
-            raise DatasetSourceError(f"{prefix}no usable images in {source}: all {scan.counts['found']} were "
-                                     f"skipped (see the problems listed above)")
+            raise DatasetSourceError(
+                f"{prefix}no usable images in {source}: all {scan.counts['found']} were "
+                f"skipped (see the problems listed above)"
+            )
         self.image_files: list[str] = scan.image_files
         self.label_files: list[str] = scan.label_files
         self.labels: list[np.ndarray] = [x.copy() for x in scan.labels]
@@ -156,7 +167,13 @@ class YoloDataset(Dataset):
             shape_info = ((h0, w0), ((content_h / h0, content_w / w0), (pad_w, pad_h)))
             if self.augment:
                 image, labels = random_perspective(
-                    image, labels, rng, hyp["degrees"], hyp["translate"], hyp["scale"], hyp["shear"],
+                    image,
+                    labels,
+                    rng,
+                    hyp["degrees"],
+                    hyp["translate"],
+                    hyp["scale"],
+                    hyp["shear"],
                     hyp["perspective"],
                 )
         if self.augment:
@@ -221,14 +238,22 @@ class YoloDataset(Dataset):
         canvas, labels = mosaic4(images, labels, size, centre)
         hyp = self.hyp
         return random_perspective(
-            canvas, labels, rng, hyp["degrees"], hyp["translate"], hyp["scale"], hyp["shear"], hyp["perspective"],
+            canvas,
+            labels,
+            rng,
+            hyp["degrees"],
+            hyp["translate"],
+            hyp["scale"],
+            hyp["shear"],
+            hyp["perspective"],
             border=(-(size // 2), -(size // 2)),
         )
 
     # -- batching -----------------------------------------------------------------------------------------
     @staticmethod
-    def collate_fn(batch: list[tuple[torch.Tensor, torch.Tensor, str, ShapeInfo]]
-                   ) -> tuple[torch.Tensor, torch.Tensor, list[str], list[ShapeInfo]]:
+    def collate_fn(
+        batch: list[tuple[torch.Tensor, torch.Tensor, str, ShapeInfo]],
+    ) -> tuple[torch.Tensor, torch.Tensor, list[str], list[ShapeInfo]]:
         """Stack items into `(images (B, 3, H, W) uint8, targets (M, 6), paths, shapes)`; column 0 of the
         targets is the image's index in the batch.
 

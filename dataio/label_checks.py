@@ -55,7 +55,9 @@ def check_label_file(path: str | Path, nc: int | None = None) -> LabelCheck:
     except FileNotFoundError:
         return LabelCheck(_empty(), False, [], "missing")
     except (OSError, UnicodeDecodeError) as e:
-        return LabelCheck(_empty(), True, [Problem(name, f"unreadable label file ({e})", "label-unreadable", "skipped")], "found")
+        return LabelCheck(
+            _empty(), True, [Problem(name, f"unreadable label file ({e})", "label-unreadable", "skipped")], "found"
+        )
 
     rows: list[list[float]] = []
     line_numbers: list[int] = []
@@ -110,7 +112,9 @@ def _fatal_problem(table: np.ndarray, lines: list[int], nc: int | None) -> tuple
     return None
 
 
-def _clip_boxes(table: np.ndarray, lines: list[int], name: str, problems: list[Problem]) -> tuple[np.ndarray, list[int]]:
+def _clip_boxes(
+    table: np.ndarray, lines: list[int], name: str, problems: list[Problem]
+) -> tuple[np.ndarray, list[int]]:
     """Clip boxes to the image; drop rows left without area. Reports each row changed."""
     x, y, w, h = (table[:, i] for i in range(1, 5))
     x1, y1 = np.clip(x - w / 2, 0, 1), np.clip(y - h / 2, 0, 1)
@@ -121,9 +125,13 @@ def _clip_boxes(table: np.ndarray, lines: list[int], name: str, problems: list[P
     changed = np.abs(clipped[:, 1:] - table[:, 1:]).max(1) > _TOLERANCE
     empty = (clipped[:, 3] <= 0) | (clipped[:, 4] <= 0)
     for k in np.flatnonzero(empty):
-        problems.append(Problem(name, f"line {lines[k]}: box of zero width or height dropped", "label-zero-size", "fixed"))
+        problems.append(
+            Problem(name, f"line {lines[k]}: box of zero width or height dropped", "label-zero-size", "fixed")
+        )
     for k in np.flatnonzero(changed & ~empty):
-        problems.append(Problem(name, f"line {lines[k]}: box extends outside the image, clipped", "label-clipped", "fixed"))
+        problems.append(
+            Problem(name, f"line {lines[k]}: box extends outside the image, clipped", "label-clipped", "fixed")
+        )
     keep = ~empty
     return clipped[keep], [line for line, k in zip(lines, keep) if k]
 
@@ -137,5 +145,7 @@ def _drop_duplicates(table: np.ndarray, lines: list[int], name: str, problems: l
     keep[first] = True
     removed = [lines[k] for k in np.flatnonzero(~keep)]
     listed = ", ".join(map(str, removed))
-    problems.append(Problem(name, f"{len(removed)} duplicate row(s) removed (lines {listed})", "label-duplicate", "fixed"))
+    problems.append(
+        Problem(name, f"{len(removed)} duplicate row(s) removed (lines {listed})", "label-duplicate", "fixed")
+    )
     return table[np.sort(first)]

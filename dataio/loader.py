@@ -74,8 +74,9 @@ def build_dataloader(
         LOGGER.warning("rect=True dataset: shuffle disabled (batches are grouped by aspect ratio)")
         shuffle = False
     if rank >= 0:
-        sampler: Sampler[int] = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle,
-                                                   seed=seed, drop_last=drop_last)
+        sampler: Sampler[int] = DistributedSampler(
+            dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
+        )
     else:
         sampler = SeededSampler(dataset, shuffle=shuffle, seed=seed)
     workers = max(0, min(int(workers), os.cpu_count() or 1, max(1, len(dataset) // max(1, batch_size))))

@@ -11,8 +11,9 @@ def aspect_order(shapes: np.ndarray) -> np.ndarray:
     return np.argsort(shapes[:, 1] / shapes[:, 0], kind="stable")
 
 
-def rect_batch_shapes(shapes: np.ndarray, batch_size: int, imgsz: int, stride: int, pad: float = 0.0
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def rect_batch_shapes(
+    shapes: np.ndarray, batch_size: int, imgsz: int, stride: int, pad: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Per image its batch number, and per batch the (h, w) input shape, for images already in aspect order.
 
     A batch of wide images gets height imgsz * (its largest h/w), a batch of tall ones width imgsz / (its

@@ -23,9 +23,11 @@ MAX_LOGGED_PROBLEMS = 200  # the rest are in ScanResult.problems and counted in 
 def _check_pair(image: Path, label: Path, nc: int | None) -> tuple[tuple[int, int] | None, LabelCheck, list[Problem]]:
     size, reason = verify_image(image)
     if reason is not None:
-        return None, LabelCheck(np.zeros((0, 5), np.float32), True, [], "found"), [
-            Problem(str(image), reason, "image", "skipped")
-        ]
+        return (
+            None,
+            LabelCheck(np.zeros((0, 5), np.float32), True, [], "found"),
+            [Problem(str(image), reason, "image", "skipped")],
+        )
     return size, check_label_file(label, nc), []
 
 
@@ -37,8 +39,13 @@ def scan_images(image_files: Sequence[Path], nc: int | None, prefix: str = "") -
     status = Counter()
     with ThreadPoolExecutor(workers) as pool:  # PIL releases the GIL while decoding
         results = pool.map(lambda pair: _check_pair(pair[0], pair[1], nc), zip(image_files, label_files))
-        bar = tqdm(results, total=len(image_files), desc=f"{prefix}checking images and labels", leave=False,
-                   disable=len(image_files) < 500)
+        bar = tqdm(
+            results,
+            total=len(image_files),
+            desc=f"{prefix}checking images and labels",
+            leave=False,
+            disable=len(image_files) < 500,
+        )
         for image, label, (size, check, image_problems) in zip(image_files, label_files, bar):
             problems += image_problems + check.problems
             if image_problems:
@@ -62,11 +69,14 @@ def scan_images(image_files: Sequence[Path], nc: int | None, prefix: str = "") -
         "boxes": int(sum(len(x) for x in labels)),
         "fixes": sum(p.action == "fixed" for p in problems),
     }
-    return ScanResult(kept_images, kept_labels, labels, np.array(shapes, dtype=np.int64).reshape(-1, 2), problems, counts)
+    return ScanResult(
+        kept_images, kept_labels, labels, np.array(shapes, dtype=np.int64).reshape(-1, 2), problems, counts
+    )
 
 
-def load_or_scan(image_files: Sequence[Path], nc: int | None, cache_dir: str | Path | None = None,
-                 prefix: str = "") -> ScanResult:
+def load_or_scan(
+    image_files: Sequence[Path], nc: int | None, cache_dir: str | Path | None = None, prefix: str = ""
+) -> ScanResult:
     """The checked dataset, from the label cache when it matches the files, else by scanning (then cached).
 
     The cache goes into `cache_dir` when given, else next to the labels folder (`labels/train` ->
@@ -88,8 +98,10 @@ def load_or_scan(image_files: Sequence[Path], nc: int | None, cache_dir: str | P
     result = scan_images(image_files, nc, prefix)
     report_scan(result, prefix)
     if result.counts["labels_missing"] == result.counts["found"]:
-        LOGGER.warning(f"{prefix}no label files at all (looked for e.g. {label_path_for(image_files[0])}): "
-                       f"every image is a background")
+        LOGGER.warning(
+            f"{prefix}no label files at all (looked for e.g. {label_path_for(image_files[0])}): "
+            f"every image is a background"
+        )
     target = next((p for p in candidates if is_writable_dir(p.parent)), None)
     if target is None:
         LOGGER.warning(f"{prefix}label cache not saved: {label_dir.parent} is not writable (pass a cache_dir)")
@@ -104,8 +116,9 @@ def report_scan(result: ScanResult, prefix: str = "") -> None:
     for problem in result.problems[:MAX_LOGGED_PROBLEMS]:
         LOGGER.warning(f"{prefix}{problem}")
     if len(result.problems) > MAX_LOGGED_PROBLEMS:
-        LOGGER.warning(f"{prefix}... {len(result.problems) - MAX_LOGGED_PROBLEMS} more problems "
-                       f"(all in dataset.problems)")
+        LOGGER.warning(
+            f"{prefix}... {len(result.problems) - MAX_LOGGED_PROBLEMS} more problems (all in dataset.problems)"
+        )
     c = result.counts
     LOGGER.info(
         f"{prefix}{c['found']} images: {c['usable']} usable with {c['boxes']} boxes, "

@@ -81,8 +81,9 @@ def list_images(source: SplitSource) -> list[Path]:
     # Absolute, normalised paths: the label cache key and the reported file names do not depend on the cwd.
     unique = sorted({os.path.abspath(p) for p in found})
     if not unique:
-        raise DatasetSourceError(f"no images found in {', '.join(map(str, _as_list(source)))} "
-                                 f"(looked for {', '.join(IMAGE_SUFFIXES)})")
+        raise DatasetSourceError(
+            f"no images found in {', '.join(map(str, _as_list(source)))} (looked for {', '.join(IMAGE_SUFFIXES)})"
+        )
     return [Path(p) for p in unique]
 
 

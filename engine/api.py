@@ -1,8 +1,8 @@
 """The Python API: load weights once, predict on paths, arrays or lists, read boxes, scores and classes.
 
-    from engine.api import Detector
-    detector = Detector("runs/train/exp/weights/best.pt")   # or best.torchscript / best.onnx
-    for result in detector.predict(["bus.jpg", image_array]): print(result.boxes, result.scores, result.classes)
+from engine.api import Detector
+detector = Detector("runs/train/exp/weights/best.pt")   # or best.torchscript / best.onnx
+for result in detector.predict(["bus.jpg", image_array]): print(result.boxes, result.scores, result.classes)
 """
 
 from __future__ import annotations

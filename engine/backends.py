@@ -9,7 +9,6 @@ model gives the same detections whatever format it runs in.
 from __future__ import annotations
 
 import copy
-
 import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path

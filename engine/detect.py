@@ -65,7 +65,9 @@ def _output_name(frame: Frame) -> str:
     return Path(frame.path).name
 
 
-def save_crops(image: np.ndarray, result: Detections, crop_dir: Path, stem: str, gain: float = 1.02, pad: int = 10) -> None:
+def save_crops(
+    image: np.ndarray, result: Detections, crop_dir: Path, stem: str, gain: float = 1.02, pad: int = 10
+) -> None:
     """Each detection's box, enlarged by `gain` and `pad` pixels, as crops/<class name>/<stem>.jpg (numbered)."""
     h, w = image.shape[:2]
     for box, cls in zip(result.boxes, result.classes):
@@ -118,7 +120,9 @@ def detect(
     save_images = not nosave
     if save_images or save_txt or save_crop:
         (save_dir / "labels" if save_txt else save_dir).mkdir(parents=True, exist_ok=True)
-    LOGGER.info(f"{backend.format} model {backend.path} on {backend.device}, input {predictor.imgsz[0]}x{predictor.imgsz[1]}")
+    LOGGER.info(
+        f"{backend.format} model {backend.path} on {backend.device}, input {predictor.imgsz[0]}x{predictor.imgsz[1]}"
+    )
 
     videos = _VideoWriters()
     try:
@@ -139,8 +143,14 @@ def detect(
                 save_crops(frame.image, result, save_dir / "crops", stem)
             if save_images:
                 annotated = draw_detections(
-                    frame.image.copy(), result.boxes, result.classes, result.scores, result.names,
-                    line_thickness, hide_labels, hide_conf,
+                    frame.image.copy(),
+                    result.boxes,
+                    result.classes,
+                    result.scores,
+                    result.names,
+                    line_thickness,
+                    hide_labels,
+                    hide_conf,
                 )
                 target = save_dir / _output_name(frame)
                 if frame.kind in ("video", "stream"):
@@ -163,6 +173,10 @@ def detect(
     if run.failures:
         LOGGER.warning(f"{len(run.failures)} input(s) skipped: {', '.join(path for path, _ in run.failures)}")
     if save_images or save_txt or save_crop:
-        labels = f", {len(list((save_dir / 'labels').glob('*.txt')))} label files in {save_dir / 'labels'}" if save_txt else ""
+        labels = (
+            f", {len(list((save_dir / 'labels').glob('*.txt')))} label files in {save_dir / 'labels'}"
+            if save_txt
+            else ""
+        )
         LOGGER.info(f"Results saved to {save_dir}{labels}")
     return run

@@ -85,8 +85,13 @@ def export_torchscript(model: nn.Module, example: torch.Tensor, path: Path, meta
 
 
 def export_onnx(
-    model: nn.Module, example: torch.Tensor, path: Path, metadata: ModelMetadata, opset: int = DEFAULT_OPSET,
-    dynamic: bool = False, simplify: bool = False,
+    model: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    metadata: ModelMetadata,
+    opset: int = DEFAULT_OPSET,
+    dynamic: bool = False,
+    simplify: bool = False,
 ) -> Path:
     """Write an ONNX file (layout in this module's docstring), checked by onnx.checker, metadata attached."""
     import onnx
@@ -95,8 +100,15 @@ def export_onnx(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation notice and TracerWarnings
         torch.onnx.export(
-            model, (example,), str(path), dynamo=False, opset_version=opset, do_constant_folding=True,
-            input_names=["images"], output_names=["output0"], dynamic_axes=dynamic_axes if dynamic else None,
+            model,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            do_constant_folding=True,
+            input_names=["images"],
+            output_names=["output0"],
+            dynamic_axes=dynamic_axes if dynamic else None,
         )
     graph = onnx.load(str(path))
     onnx.checker.check_model(graph)
@@ -113,8 +125,10 @@ def _simplify(graph: onnx.ModelProto) -> onnx.ModelProto:
     try:
         import onnxsim
     except ImportError:
-        LOGGER.warning("--simplify: the onnxsim package is not installed; the ONNX model is written "
-                       "unsimplified (pip install onnxsim to enable it)")
+        LOGGER.warning(
+            "--simplify: the onnxsim package is not installed; the ONNX model is written "
+            "unsimplified (pip install onnxsim to enable it)"
+        )
         return graph
     simplified, ok = onnxsim.simplify(graph)
     if not ok:
@@ -128,7 +142,9 @@ def export_openvino(onnx_path: Path, directory: Path, metadata: ModelMetadata, h
     try:
         import openvino as ov
     except ImportError:
-        raise ExportError("the openvino package is not installed; OpenVINO export skipped (pip install openvino)") from None
+        raise ExportError(
+            "the openvino package is not installed; OpenVINO export skipped (pip install openvino)"
+        ) from None
     directory.mkdir(parents=True, exist_ok=True)
     xml = directory / onnx_path.with_suffix(".xml").name
     ov.save_model(ov.convert_model(str(onnx_path)), str(xml), compress_to_fp16=half)
@@ -178,7 +194,9 @@ def export(
     """
     unknown = [f for f in include if f.lower() not in FORMATS]
     if unknown or not include:
-        raise ValueError(f"--include {' '.join(include)}: unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
+        raise ValueError(
+            f"--include {' '.join(include)}: unknown format(s) {unknown}; choose from {', '.join(FORMATS)}"
+        )
     if batch < 1:
         raise ValueError(f"--batch must be >= 1, got {batch}")
     selected = select_device(device)
@@ -217,9 +235,13 @@ def export(
             if fmt == "torchscript":
                 path = export_torchscript(model, example, weights.with_suffix(".torchscript"), metadata)
             elif fmt == "onnx":
-                path = onnx_path = export_onnx(model, example, weights.with_suffix(".onnx"), metadata, opset, dynamic, simplify)
+                path = onnx_path = export_onnx(
+                    model, example, weights.with_suffix(".onnx"), metadata, opset, dynamic, simplify
+                )
             else:
-                source = onnx_path or export_onnx(model, example, weights.with_suffix(".onnx"), metadata, opset, dynamic)
+                source = onnx_path or export_onnx(
+                    model, example, weights.with_suffix(".onnx"), metadata, opset, dynamic
+                )
                 path = export_openvino(source, weights.parent / f"{weights.stem}{OPENVINO_DIR_SUFFIX}", metadata, half)
             result.path = path
             result.size_mb = sum(f.stat().st_size for f in ([path] if path.is_file() else path.rglob("*"))) / 1e6
@@ -232,16 +254,22 @@ def export(
 
 
 def _verify(
-    result: ExportResult, checks: list[torch.Tensor], expected: list[torch.Tensor], device: torch.device,
-    half: bool, latency_runs: int,
+    result: ExportResult,
+    checks: list[torch.Tensor],
+    expected: list[torch.Tensor],
+    device: torch.device,
+    half: bool,
+    latency_runs: int,
 ) -> None:
     """Run the written file through the loader on every check input; record the worst difference and latency."""
     if result.format == "onnx" and half:
         import onnxruntime as ort
 
         if "CUDAExecutionProvider" not in ort.get_available_providers():  # the CPU provider lacks fp16 kernels
-            LOGGER.warning(f"{result.path} (fp16) written but not checked: this onnxruntime has no CUDA "
-                           "provider to run fp16 models (pip install onnxruntime-gpu)")
+            LOGGER.warning(
+                f"{result.path} (fp16) written but not checked: this onnxruntime has no CUDA "
+                "provider to run fp16 models (pip install onnxruntime-gpu)"
+            )
             return
     backend = load_backend(result.path, device)
     outputs = [backend(x).cpu() for x in checks]

@@ -97,7 +97,12 @@ def postprocess(
 ) -> list[Detections]:
     """NMS, then boxes from letterboxed input pixels back to each original image."""
     kept = non_max_suppression(
-        prediction, conf_thres, iou_thres, classes=classes, agnostic=agnostic, max_det=max_det,
+        prediction,
+        conf_thres,
+        iou_thres,
+        classes=classes,
+        agnostic=agnostic,
+        max_det=max_det,
         has_objectness=has_objectness,
     )
     results = []
@@ -139,7 +144,9 @@ class Predictor:
         self.classes, self.agnostic_nms, self.max_det = classes, agnostic_nms, max_det
         self.last_input_shape: tuple[int, ...] = self.imgsz
 
-    def predict(self, images: Sequence[np.ndarray], paths: Sequence[str] | None = None) -> tuple[list[Detections], Timings]:
+    def predict(
+        self, images: Sequence[np.ndarray], paths: Sequence[str] | None = None
+    ) -> tuple[list[Detections], Timings]:
         """Detections for a batch of BGR images (HWC uint8)."""
         paths = list(paths) if paths is not None else [f"image{i}" for i in range(len(images))]
         timings = Timings()
@@ -156,8 +163,17 @@ class Predictor:
 
         start = time.perf_counter()
         results = postprocess(
-            prediction, transforms, [im.shape[:2] for im in images], paths, self.backend.names,
-            self.backend.has_objectness, self.conf_thres, self.iou_thres, self.classes, self.agnostic_nms, self.max_det,
+            prediction,
+            transforms,
+            [im.shape[:2] for im in images],
+            paths,
+            self.backend.names,
+            self.backend.has_objectness,
+            self.conf_thres,
+            self.iou_thres,
+            self.classes,
+            self.agnostic_nms,
+            self.max_det,
         )
         timings.nms = (time.perf_counter() - start) * 1000
         return results, timings

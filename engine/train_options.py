@@ -59,7 +59,7 @@ class TrainOptions:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainOptions":
+    def from_dict(cls, values: dict[str, Any]) -> TrainOptions:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
@@ -87,8 +87,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     p.add_argument("--rect", action="store_true", help="rectangular training batches")
     p.add_argument("--single-cls", action="store_true", help="train all classes as one")
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under DDP")
-    p.add_argument("--cache", choices=("auto", "ram", "none"), default=defaults.cache,
-                   help="keep resized images in RAM (auto: when the split needs under 1 GB)")
+    p.add_argument(
+        "--cache",
+        choices=("auto", "ram", "none"),
+        default=defaults.cache,
+        help="keep resized images in RAM (auto: when the split needs under 1 GB)",
+    )
     p.add_argument("--workers", type=int, default=defaults.workers, help="data loader workers per process")
     p.add_argument("--device", default=defaults.device, help="cpu, 0, 0,1 or cuda:0 (default: CUDA if available)")
     p.add_argument("--project", default=defaults.project)
@@ -99,16 +103,32 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     p.add_argument("--save-period", type=int, default=defaults.save_period)
     p.add_argument("--noval", action="store_true", help="validate only after the final epoch")
     p.add_argument("--noplots", action="store_true")
-    p.add_argument("--nbs", type=int, default=defaults.nbs,
-                   help="nominal batch size: gradients accumulate to it (the references use 64)")
-    p.add_argument("--min-warmup-iters", type=int, default=defaults.min_warmup_iters,
-                   help="warm-up lasts at least this many iterations (the references use 100)")
-    p.add_argument("--bn-momentum", type=float, default=defaults.bn_momentum,
-                   help="BatchNorm momentum in training (the references use 0.03, which lags on short runs)")
+    p.add_argument(
+        "--nbs",
+        type=int,
+        default=defaults.nbs,
+        help="nominal batch size: gradients accumulate to it (the references use 64)",
+    )
+    p.add_argument(
+        "--min-warmup-iters",
+        type=int,
+        default=defaults.min_warmup_iters,
+        help="warm-up lasts at least this many iterations (the references use 100)",
+    )
+    p.add_argument(
+        "--bn-momentum",
+        type=float,
+        default=defaults.bn_momentum,
+        help="BatchNorm momentum in training (the references use 0.03, which lags on short runs)",
+    )
     p.add_argument("--val-iou-thres", type=float, default=None, help="NMS IoU threshold for validation")
     p.add_argument("--no-amp", dest="amp", action="store_false", help="disable mixed precision on CUDA")
-    p.add_argument("--no-channels-last", dest="channels_last", action="store_false",
-                   help="keep NCHW memory layout (channels-last is faster on CPU and on tensor-core GPUs)")
+    p.add_argument(
+        "--no-channels-last",
+        dest="channels_last",
+        action="store_false",
+        help="keep NCHW memory layout (channels-last is faster on CPU and on tensor-core GPUs)",
+    )
     return p
 
 

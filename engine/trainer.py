@@ -5,14 +5,15 @@ from __future__ import annotations
 import resource
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.nn.parallel import DistributedDataParallel
 import yaml
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from engine.ema import ModelEMA
@@ -119,22 +120,47 @@ class Trainer:
         stride = int(model.stride.max())
         with dist_utils.main_process_first():
             self.train_set = YoloDataset(
-                self.data.train, imgsz=o.imgsz, augment=True, hyp=self.hyp, rect=o.rect, stride=stride,
-                batch_size=self.batch_per_process, single_cls=o.single_cls, nc=nc, seed=o.seed, prefix="train: ",
+                self.data.train,
+                imgsz=o.imgsz,
+                augment=True,
+                hyp=self.hyp,
+                rect=o.rect,
+                stride=stride,
+                batch_size=self.batch_per_process,
+                single_cls=o.single_cls,
+                nc=nc,
+                seed=o.seed,
+                prefix="train: ",
                 cache_images=self._cache_images(self.data.train),
             )
         self.train_loader = build_dataloader(
-            self.train_set, self.batch_per_process, workers=o.workers, shuffle=not o.rect,
-            rank=self.rank, world_size=self.world_size, seed=o.seed,
+            self.train_set,
+            self.batch_per_process,
+            workers=o.workers,
+            shuffle=not o.rect,
+            rank=self.rank,
+            world_size=self.world_size,
+            seed=o.seed,
         )
         self.val_loader = None
         if self.is_main:
             self.val_set = YoloDataset(
-                self.data.val, imgsz=o.imgsz, augment=False, rect=True, stride=stride,
-                batch_size=self.batch_per_process * 2, pad=0.5, single_cls=o.single_cls, nc=nc, seed=o.seed,
-                prefix="val: ", cache_images=self._cache_images(self.data.val),
+                self.data.val,
+                imgsz=o.imgsz,
+                augment=False,
+                rect=True,
+                stride=stride,
+                batch_size=self.batch_per_process * 2,
+                pad=0.5,
+                single_cls=o.single_cls,
+                nc=nc,
+                seed=o.seed,
+                prefix="val: ",
+                cache_images=self._cache_images(self.data.val),
             )
-            self.val_loader = build_dataloader(self.val_set, self.batch_per_process * 2, workers=o.workers, shuffle=False)
+            self.val_loader = build_dataloader(
+                self.val_set, self.batch_per_process * 2, workers=o.workers, shuffle=False
+            )
 
     def _cache_images(self, source: Any) -> bool:
         """--cache ram/none, or auto: keep resized images in RAM when the split needs under 1 GB for it."""
@@ -147,7 +173,9 @@ class Trainer:
     def _build_model(self) -> DetectionModel:
         o = self.options
         if self.resume_checkpoint is not None:
-            model = DetectionModel(self.resume_checkpoint["model_yaml"], in_channels=self.resume_checkpoint["in_channels"])
+            model = DetectionModel(
+                self.resume_checkpoint["model_yaml"], in_channels=self.resume_checkpoint["in_channels"]
+            )
             model.load_state_dict(self.resume_checkpoint["model"])
             return model
         model = DetectionModel(o.cfg, nc=1 if o.single_cls else self.data.nc, scale=o.scale)
@@ -225,7 +253,9 @@ class Trainer:
         if self.ddp:
             if o.sync_bn:
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            model = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            model = DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
         self.model = model
         if self.is_main:
             self.weights_dir.mkdir(parents=True, exist_ok=True)
@@ -234,12 +264,20 @@ class Trainer:
     def _auto_anchor(self, model: DetectionModel) -> None:
         from utils.autoanchor import check_anchors, label_wh_at_size
 
-        labelled = [(labels[:, 3:5], shape[::-1]) for labels, shape in zip(self.train_set.labels, self.train_set.shapes)
-                    if len(labels)]  # dataset shapes are (width, height)
+        labelled = [
+            (labels[:, 3:5], shape[::-1])
+            for labels, shape in zip(self.train_set.labels, self.train_set.shapes)
+            if len(labels)
+        ]  # dataset shapes are (width, height)
         if labelled:
             wh, shapes = zip(*labelled)
-            check_anchors(model, label_wh_at_size(wh, shapes, self.options.imgsz), threshold=self.hyp.get("anchor_t", 4.0),
-                          imgsz=self.options.imgsz, seed=self.options.seed)
+            check_anchors(
+                model,
+                label_wh_at_size(wh, shapes, self.options.imgsz),
+                threshold=self.hyp.get("anchor_t", 4.0),
+                imgsz=self.options.imgsz,
+                seed=self.options.seed,
+            )
 
     def _restore_training_state(self, ckpt: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -251,7 +289,9 @@ class Trainer:
         self.best_epoch = int(ckpt.get("best_epoch", ckpt["epoch"]))
         self.scheduler.last_epoch = self.start_epoch - 1
         if self.start_epoch >= self.options.epochs:
-            raise TrainingError(f"{self.options.resume} already finished {self.options.epochs} epochs; nothing to resume")
+            raise TrainingError(
+                f"{self.options.resume} already finished {self.options.epochs} epochs; nothing to resume"
+            )
 
     def _write_run_files(self) -> None:
         with open(self.save_dir / "args.yaml", "w") as f:
@@ -267,8 +307,17 @@ class Trainer:
         loss_names = list(self.loss_fn.names)
         self.results = ResultsLog(
             self.save_dir / "results.csv",
-            [*(f"train/{n}_loss" for n in loss_names), "metrics/precision", "metrics/recall", "metrics/mAP50",
-             "metrics/mAP50-95", *(f"val/{n}_loss" for n in loss_names), "lr/pg0", "lr/pg1", "lr/pg2"],
+            [
+                *(f"train/{n}_loss" for n in loss_names),
+                "metrics/precision",
+                "metrics/recall",
+                "metrics/mAP50",
+                "metrics/mAP50-95",
+                *(f"val/{n}_loss" for n in loss_names),
+                "lr/pg0",
+                "lr/pg1",
+                "lr/pg2",
+            ],
         )
         if self.is_main:
             self.results.truncate_after(self.start_epoch - 1)
@@ -276,7 +325,9 @@ class Trainer:
                 self._plot_labels()
         self._run_callbacks("on_train_start")
         nb = len(self.train_loader)
-        self.warmup_iters = max(round(self.hyp["warmup_epochs"] * nb), o.min_warmup_iters) if self.hyp["warmup_epochs"] > 0 else -1
+        self.warmup_iters = (
+            max(round(self.hyp["warmup_epochs"] * nb), o.min_warmup_iters) if self.hyp["warmup_epochs"] > 0 else -1
+        )
         LOGGER.info(
             f"Image sizes {o.imgsz} train, {o.imgsz} val; {o.workers} dataloader workers; "
             f"logging to {self.save_dir}; starting training for {o.epochs} epochs..."
@@ -294,8 +345,18 @@ class Trainer:
                 if improved:
                     self.best_fitness, self.best_epoch = fitness, epoch
                 lrs = [g["lr"] for g in self.optimizer.param_groups]
-                self.results.append(epoch, [*train_losses, self.metrics.get("precision", 0), self.metrics.get("recall", 0),
-                                            self.metrics.get("map50", 0), self.metrics.get("map50_95", 0), *val_losses, *lrs])
+                self.results.append(
+                    epoch,
+                    [
+                        *train_losses,
+                        self.metrics.get("precision", 0),
+                        self.metrics.get("recall", 0),
+                        self.metrics.get("map50", 0),
+                        self.metrics.get("map50_95", 0),
+                        *val_losses,
+                        *lrs,
+                    ],
+                )
                 self._save(epoch, improved)
                 self.stop_requested = self._should_stop(epoch)
             self.stop_requested = dist_utils.broadcast_flag(self.stop_requested)
@@ -321,10 +382,14 @@ class Trainer:
         last_step = -1
         header = ("Epoch", "mem", *self.loss_fn.names, "Instances", "Size")
         LOGGER.info(("\n" + "%11s" * len(header)) % header)
-        progress = tqdm(enumerate(self.train_loader), total=nb, disable=not self.is_main, bar_format="{l_bar}{bar:10}{r_bar}")
+        progress = tqdm(
+            enumerate(self.train_loader), total=nb, disable=not self.is_main, bar_format="{l_bar}{bar:10}{r_bar}"
+        )
         for i, (images, targets, paths, _) in progress:
             iteration = i + nb * epoch
-            images = (images.to(self.device, non_blocking=True).float() / 255).contiguous(memory_format=self.memory_format)
+            images = (images.to(self.device, non_blocking=True).float() / 255).contiguous(
+                memory_format=self.memory_format
+            )
             self._warmup(iteration, epoch)
             if o.multi_scale:
                 images = self._rescale_batch(images, epoch, i)
@@ -341,7 +406,13 @@ class Trainer:
             if self.is_main:
                 progress.set_description(
                     ("%11s" * 2 + "%11.4g" * (len(mean_losses) + 2))
-                    % (f"{epoch + 1}/{o.epochs}", _memory_text(self.device), *mean_losses.tolist(), targets.shape[0], images.shape[-1])
+                    % (
+                        f"{epoch + 1}/{o.epochs}",
+                        _memory_text(self.device),
+                        *mean_losses.tolist(),
+                        targets.shape[0],
+                        images.shape[-1],
+                    )
                 )
                 if epoch == 0 and i < 3 and not o.noplots:
                     self._plot_batch(images, targets, paths, self.save_dir / f"train_batch{i}.jpg")
@@ -352,7 +423,9 @@ class Trainer:
             return
         epoch_lr = self.hyp["lr0"] * self.lr_fn(epoch)
         rates, momentum = warmup_values(iteration, self.warmup_iters, epoch_lr, self.hyp)
-        self.accumulate = max(1, round(np.interp(iteration, [0, self.warmup_iters], [1, self.options.nbs / self.options.batch_size])))
+        self.accumulate = max(
+            1, round(np.interp(iteration, [0, self.warmup_iters], [1, self.options.nbs / self.options.batch_size]))
+        )
         for group, rate in zip(self.optimizer.param_groups, rates):
             group["lr"] = rate
             if "momentum" in group:
@@ -381,9 +454,16 @@ class Trainer:
         if self.options.noval and not final_epoch:
             return {}, [0.0] * len(self.loss_fn.names)
         result = validate(
-            self.ema.ema, self.val_loader, names=unwrap_model(self.model).names, device=self.device,
-            iou_thres=self._val_iou(), loss_fn=self.loss_fn, half=self.amp, plots=False,
-            save_dir=self.save_dir, single_cls=self.options.single_cls,
+            self.ema.ema,
+            self.val_loader,
+            names=unwrap_model(self.model).names,
+            device=self.device,
+            iou_thres=self._val_iou(),
+            loss_fn=self.loss_fn,
+            half=self.amp,
+            plots=False,
+            save_dir=self.save_dir,
+            single_cls=self.options.single_cls,
         )
         return result.metrics, result.losses
 
@@ -430,8 +510,15 @@ class Trainer:
             LOGGER.info(f"\nValidating {best}...")
             model = model_from_checkpoint(best).to(self.device)
             result = validate(
-                model, self.val_loader, names=model.names, device=self.device, iou_thres=self._val_iou(),
-                plots=not o.noplots, save_dir=self.save_dir, single_cls=o.single_cls, verbose=True,
+                model,
+                self.val_loader,
+                names=model.names,
+                device=self.device,
+                iou_thres=self._val_iou(),
+                plots=not o.noplots,
+                save_dir=self.save_dir,
+                single_cls=o.single_cls,
+                verbose=True,
             )
             self.metrics = result.metrics
         if not o.noplots:

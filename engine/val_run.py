@@ -86,9 +86,18 @@ def run_val(options: ValOptions) -> ValidationResult:
     if imgsz % stride:
         raise ValueError(f"--imgsz {imgsz} must be a multiple of the model stride {stride}")
     batch = options.batch_size if backend.dynamic or backend.metadata.batch in (None, 0) else backend.metadata.batch
-    dataset = YoloDataset(split, imgsz=imgsz, augment=False, rect=rect, stride=stride, batch_size=batch, pad=0.5,
-                          single_cls=options.single_cls, nc=None if options.single_cls else data.nc,
-                          prefix=f"{options.task}: ")
+    dataset = YoloDataset(
+        split,
+        imgsz=imgsz,
+        augment=False,
+        rect=rect,
+        stride=stride,
+        batch_size=batch,
+        pad=0.5,
+        single_cls=options.single_cls,
+        nc=None if options.single_cls else data.nc,
+        prefix=f"{options.task}: ",
+    )
     loader = build_dataloader(dataset, batch, workers=options.workers, shuffle=False)
     save_dir = increment_path(Path(options.project) / options.name, options.exist_ok, mkdir=True)
 
@@ -98,11 +107,22 @@ def run_val(options: ValOptions) -> ValidationResult:
     iou = options.iou_thres if options.iou_thres is not None else default_val_iou(backend.has_objectness)
     model: Any = backend.model if hasattr(backend, "model") else backend  # a PyTorch model gives timing per stage
     result = validate(
-        model, loader, names=names, device=backend.device,
-        conf_thres=0.25 if speed_only else options.conf_thres, iou_thres=0.45 if speed_only else iou,
-        max_det=options.max_det, half=options.half, augment=options.augment, single_cls=options.single_cls,
-        plots=options.plots and not speed_only, save_dir=save_dir, verbose=options.verbose,
-        save_txt=options.save_txt, save_conf=options.save_conf, predictions_sink=sink,
+        model,
+        loader,
+        names=names,
+        device=backend.device,
+        conf_thres=0.25 if speed_only else options.conf_thres,
+        iou_thres=0.45 if speed_only else iou,
+        max_det=options.max_det,
+        half=options.half,
+        augment=options.augment,
+        single_cls=options.single_cls,
+        plots=options.plots and not speed_only,
+        save_dir=save_dir,
+        verbose=options.verbose,
+        save_txt=options.save_txt,
+        save_conf=options.save_conf,
+        predictions_sink=sink,
     )
     if sink is not None:
         result.coco = _coco_evaluation(dataset, collected, names, save_dir, weights)
@@ -110,8 +130,13 @@ def run_val(options: ValOptions) -> ValidationResult:
     return result
 
 
-def _coco_evaluation(dataset: YoloDataset, collected: list[tuple[str, torch.Tensor]], names: dict[int, str],
-                     save_dir: Path, weights: Path) -> dict[str, Any] | None:
+def _coco_evaluation(
+    dataset: YoloDataset,
+    collected: list[tuple[str, torch.Tensor]],
+    names: dict[int, str],
+    save_dir: Path,
+    weights: Path,
+) -> dict[str, Any] | None:
     """Write COCO annotations (converted from the YOLO labels) and results; score them with pycocotools."""
     from utils.coco import (
         detections_to_coco_results,
@@ -123,7 +148,10 @@ def _coco_evaluation(dataset: YoloDataset, collected: list[tuple[str, torch.Tens
 
     ids = {path: i for i, path in enumerate(dataset.image_files)}  # integer ids: file stems may mix types
     annotations = yolo_labels_to_coco(
-        [(ids[p], int(w), int(h), labels) for p, (w, h), labels in zip(dataset.image_files, dataset.shapes, dataset.labels)],
+        [
+            (ids[p], int(w), int(h), labels)
+            for p, (w, h), labels in zip(dataset.image_files, dataset.shapes, dataset.labels)
+        ],
         names,
     )
     results = [r for path, det in collected for r in detections_to_coco_results(ids[path], det)]

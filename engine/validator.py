@@ -8,9 +8,10 @@ callable that maps a float image batch to decoded predictions (batch, anchors, 4
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,7 +54,9 @@ def to_original_pixels(boxes: torch.Tensor, shape_info: Any, input_hw: tuple[int
     return scale_boxes_to_original(boxes.clone(), ratio_w, padding, original_hw)
 
 
-def augmented_predict(predictor: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, stride: int = 32) -> torch.Tensor:
+def augmented_predict(
+    predictor: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, stride: int = 32
+) -> torch.Tensor:
     """Test-time augmentation: predictions at scales 1, 0.83, 0.67 (the middle one flipped left-right),
     mapped back to the input frame and concatenated along the anchor axis."""
     height, width = images.shape[2:]
@@ -81,8 +84,10 @@ def check_label_classes(dataloader: Any, nc: int) -> None:
     top = max((int(image_labels[:, 0].max()) for image_labels in labels if len(image_labels)), default=-1)
     if top >= nc:
         source = getattr(dataloader.dataset, "prefix", "") or "the dataset"
-        raise ValueError(f"{source.strip(': ')} has labels with class id {top}, but the model has nc={nc} classes "
-                         f"(ids 0..{nc - 1}); use weights trained on this data or --single-cls")
+        raise ValueError(
+            f"{source.strip(': ')} has labels with class id {top}, but the model has nc={nc} classes "
+            f"(ids 0..{nc - 1}); use weights trained on this data or --single-cls"
+        )
 
 
 @torch.no_grad()
@@ -129,8 +134,11 @@ def validate(
     loss_sum: torch.Tensor | None = None
     timings = np.zeros(3)
     seen = 0
-    progress = tqdm(dataloader, desc=f"{'Class':>22}{'Images':>11}{'Instances':>11}{'P':>11}{'R':>11}{'mAP50':>11}{'mAP50-95':>11}",
-                    bar_format="{l_bar}{bar:10}{r_bar}")
+    progress = tqdm(
+        dataloader,
+        desc=f"{'Class':>22}{'Images':>11}{'Instances':>11}{'P':>11}{'R':>11}{'mAP50':>11}{'mAP50-95':>11}",
+        bar_format="{l_bar}{bar:10}{r_bar}",
+    )
     for batch_index, (images, targets, paths, shapes) in enumerate(progress):
         start = time.perf_counter()
         images = images.to(device, non_blocking=True)
@@ -153,7 +161,12 @@ def validate(
         after_inference = time.perf_counter()
 
         detections = non_max_suppression(
-            outputs, conf_thres, iou_thres, multi_label=nc > 1, agnostic=single_cls, max_det=max_det,
+            outputs,
+            conf_thres,
+            iou_thres,
+            multi_label=nc > 1,
+            agnostic=single_cls,
+            max_det=max_det,
             has_objectness=has_objectness,
         )
         after_nms = time.perf_counter()
@@ -184,14 +197,20 @@ def validate(
     results = metrics.compute()
     speed = dict(zip(("preprocess", "inference", "nms"), (timings / max(seen, 1) * 1e3).tolist()))
     LOGGER.info(metrics.table(results, per_class=verbose and len(names) > 1))
-    LOGGER.info(f"Speed: {speed['preprocess']:.1f}ms pre-process, {speed['inference']:.1f}ms inference, "
-                f"{speed['nms']:.1f}ms NMS per image")
+    LOGGER.info(
+        f"Speed: {speed['preprocess']:.1f}ms pre-process, {speed['inference']:.1f}ms inference, "
+        f"{speed['nms']:.1f}ms NMS per image"
+    )
     if plots and save_dir is not None:
         metrics.plot(save_dir)
     if is_model:
         predictor.float()
         predictor.train(was_training)
-    losses = (loss_sum / max(len(dataloader), 1)).tolist() if loss_sum is not None else [0.0] * len(getattr(loss_fn, "names", ()))
+    losses = (
+        (loss_sum / max(len(dataloader), 1)).tolist()
+        if loss_sum is not None
+        else [0.0] * len(getattr(loss_fn, "names", ()))
+    )
     summary = {k: float(results[k]) for k in ("precision", "recall", "map50", "map50_95", "fitness")}
     return ValidationResult(metrics=summary, per_class=results["per_class"], losses=losses, speed=speed)
 
@@ -205,8 +224,15 @@ def _write_txt(path: Path, detections: torch.Tensor, original_hw: tuple[int, int
     path.write_text("".join(line + "\n" for line in found.label_lines(with_confidence=save_conf)))
 
 
-def _plot_val_batch(images: torch.Tensor, targets: torch.Tensor, detections: list[torch.Tensor], paths: list[str],
-                    names: dict[int, str], save_dir: Path, index: int) -> None:
+def _plot_val_batch(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    detections: list[torch.Tensor],
+    paths: list[str],
+    names: dict[int, str],
+    save_dir: Path,
+    index: int,
+) -> None:
     from utils.plots import plot_batch
 
     pixels = (images.float() * 255).byte().cpu()

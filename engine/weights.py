@@ -21,7 +21,8 @@ def resolve_weights(weights: str | Path | None, runs_dir: str | Path = "runs") -
     found = newest_weights(runs_dir)
     if found is None:
         raise NoWeightsError(
-            f"no --weights given and no trained model found under {Path(runs_dir) / 'train' / '*' / 'weights' / 'best.pt'}. "
+            f"no --weights given and no trained model found under "
+            f"{Path(runs_dir) / 'train' / '*' / 'weights' / 'best.pt'}. "
             f"Train one first, e.g. `{TRAIN_HINT}`, or pass --weights path/to/best.pt"
         )
     LOGGER.info(f"No --weights given: using the newest trained model {found}")

@@ -33,6 +33,15 @@ def build_loss(model: nn.Module, hyp: Mapping[str, Any], imgsz: int | None = Non
 
 
 __all__ = [
-    "ANCHOR_HYP_KEYS", "AnchorLoss", "Assignment", "DFL_HYP_KEYS", "DFLLoss", "DetectionLoss", "LevelTargets",
-    "TaskAlignedAssigner", "build_anchor_targets", "build_loss", "distribution_focal_loss",
+    "ANCHOR_HYP_KEYS",
+    "AnchorLoss",
+    "Assignment",
+    "DFL_HYP_KEYS",
+    "DFLLoss",
+    "DetectionLoss",
+    "LevelTargets",
+    "TaskAlignedAssigner",
+    "build_anchor_targets",
+    "build_loss",
+    "distribution_focal_loss",
 ]

@@ -84,7 +84,8 @@ class AnchorLoss(DetectionLoss):
         first = raw_preds[0]
         if first.ndim != 5 or first.shape[1] != self.na or first.shape[-1] != self.nc + 5:
             raise ValueError(
-                f"anchor-based loss: level maps must be (batch, {self.na}, h, w, {self.nc + 5}), got {tuple(first.shape)}"
+                f"anchor-based loss: level maps must be (batch, {self.na}, h, w, {self.nc + 5}), "
+                f"got {tuple(first.shape)}"
             )
         device = first.device
         batch_size = first.shape[0]

@@ -82,7 +82,5 @@ def build_anchor_targets(
         grid_y = cell[:, 1].long().clamp_(0, height - 1)
         anchor = t[:, 6].long()
         box = torch.cat((t[:, 2:4] - torch.stack((grid_x, grid_y), 1).to(t.dtype), t[:, 4:6]), 1)
-        levels.append(
-            LevelTargets(t[:, 0].long(), anchor, grid_y, grid_x, box, anchors[anchor], t[:, 1].long())
-        )
+        levels.append(LevelTargets(t[:, 0].long(), anchor, grid_y, grid_x, box, anchors[anchor], t[:, 1].long()))
     return levels

@@ -33,8 +33,13 @@ class TaskAlignedAssigner:
     """Assigns ground truth to anchor points by the task-aligned metric (defaults as ultralytics 8.4 detection)."""
 
     def __init__(
-        self, nc: int, topk: int = 10, alpha: float = 0.5, beta: float = 6.0,
-        strides: Sequence[float] = (8.0, 16.0, 32.0), eps: float = 1e-9,
+        self,
+        nc: int,
+        topk: int = 10,
+        alpha: float = 0.5,
+        beta: float = 6.0,
+        strides: Sequence[float] = (8.0, 16.0, 32.0),
+        eps: float = 1e-9,
     ) -> None:
         if topk < 1:
             raise ValueError(f"topk must be >= 1, got {topk}")
@@ -110,7 +115,11 @@ class TaskAlignedAssigner:
         return margins.amin(-1) > self.eps
 
     def alignment(
-        self, pred_scores: torch.Tensor, pred_boxes: torch.Tensor, gt_labels: torch.Tensor, gt_boxes: torch.Tensor,
+        self,
+        pred_scores: torch.Tensor,
+        pred_boxes: torch.Tensor,
+        gt_labels: torch.Tensor,
+        gt_boxes: torch.Tensor,
         candidates: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Task-aligned metric and CIoU (clamped at 0), (B, G, N) each, computed only on candidate pairs."""

@@ -26,7 +26,9 @@ class FocalBCEWithLogits(nn.Module):
     alpha_t * (1 - p_t) ** gamma, where p_t is the probability given to the target (soft targets allowed).
     """
 
-    def __init__(self, pos_weight: float = 1.0, gamma: float = 0.0, alpha: float = 0.25, reduction: str = "mean") -> None:
+    def __init__(
+        self, pos_weight: float = 1.0, gamma: float = 0.0, alpha: float = 0.25, reduction: str = "mean"
+    ) -> None:
         super().__init__()
         if gamma < 0:
             raise ValueError(f"fl_gamma must be >= 0, got {gamma}")

@@ -63,7 +63,9 @@ class DFLLoss(DetectionLoss):
 
     names = ("box", "cls", "dfl")
 
-    def __init__(self, head: DFLDetect, hyp: Mapping[str, Any], topk: int = 10, alpha: float = 0.5, beta: float = 6.0) -> None:
+    def __init__(
+        self, head: DFLDetect, hyp: Mapping[str, Any], topk: int = 10, alpha: float = 0.5, beta: float = 6.0
+    ) -> None:
         if not isinstance(head, DFLDetect):
             raise TypeError(f"DFLLoss needs a DFLDetect head, got {type(head).__name__}")
         self.hyp = require_hyp(hyp, DFL_HYP_KEYS, "DFL")
@@ -104,8 +106,12 @@ class DFLLoss(DetectionLoss):
         gt_labels, gt_boxes, gt_mask = targets_per_image(targets, batch_size, image_hw.flip(0))
         pred_boxes = dist_to_box(self.decode_distances(box_logits), points, xywh=False)  # grid units
         assigned = self.assigner(
-            cls_logits.detach().sigmoid(), pred_boxes.detach() * point_strides, points * point_strides,
-            gt_labels, gt_boxes, gt_mask,
+            cls_logits.detach().sigmoid(),
+            pred_boxes.detach() * point_strides,
+            points * point_strides,
+            gt_labels,
+            gt_boxes,
+            gt_mask,
         )
         scores = assigned.scores
         score_sum = scores.sum().clamp(min=1)  # normaliser: at least one "object" so empty batches stay finite
@@ -125,6 +131,10 @@ class DFLLoss(DetectionLoss):
         else:  # keep the box branch in the graph so every parameter gets a (zero) gradient
             loss_box = loss_dfl = box_logits.sum() * 0.0
 
-        loss_box, loss_cls, loss_dfl = loss_box * self.hyp["box"], loss_cls * self.hyp["cls"], loss_dfl * self.hyp["dfl"]
+        loss_box, loss_cls, loss_dfl = (
+            loss_box * self.hyp["box"],
+            loss_cls * self.hyp["cls"],
+            loss_dfl * self.hyp["dfl"],
+        )
         total = (loss_box + loss_cls + loss_dfl) * batch_size
         return total, torch.stack((loss_box, loss_cls, loss_dfl)).detach()

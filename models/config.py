@@ -48,7 +48,9 @@ class ModelConfig:
     @property
     def rows(self) -> list[tuple[str, int, Any]]:
         """(section, row-in-section, row) for backbone then head."""
-        return [(section, k, row) for section in ("backbone", "head") for k, row in enumerate(self.raw.get(section) or [])]
+        return [
+            (section, k, row) for section in ("backbone", "head") for k, row in enumerate(self.raw.get(section) or [])
+        ]
 
 
 def available_configs() -> list[Path]:
@@ -97,9 +99,7 @@ def read_yaml(path: Path) -> Any:
     return load_yaml(path, ConfigError)
 
 
-def load_model_config(
-    cfg: str | Path | dict[str, Any], scale: str | None = None, nc: int | None = None
-) -> ModelConfig:
+def load_model_config(cfg: str | Path | dict[str, Any], scale: str | None = None, nc: int | None = None) -> ModelConfig:
     """Read and validate a model config from a name, a path or an already-loaded dict.
 
     `scale` picks a row of `scales` (default: the letter in the file name, then the file's own `scale`, then

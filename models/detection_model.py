@@ -8,8 +8,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-import models.backbones  # noqa: F401  (registers backbone stages)
-import models.heads  # noqa: F401  (registers heads)
+import models.backbones
+import models.heads
 import models.layers  # noqa: F401  (registers layer types)
 from models.builder import FLOW, LayerRecord, parse_model
 from models.config import ConfigError, ModelConfig, load_model_config

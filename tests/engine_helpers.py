@@ -49,7 +49,9 @@ def write_image(path: Path, height: int = 72, width: int = 96, seed: int = 0) ->
     image = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
     for _ in range(3):
         x1, y1 = int(rng.integers(0, width // 2)), int(rng.integers(0, height // 2))
-        cv2.rectangle(image, (x1, y1), (x1 + width // 3, y1 + height // 3), tuple(int(c) for c in rng.integers(0, 255, 3)), -1)
+        cv2.rectangle(
+            image, (x1, y1), (x1 + width // 3, y1 + height // 3), tuple(int(c) for c in rng.integers(0, 255, 3)), -1
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), image):
         raise OSError(f"could not write {path}")

@@ -18,13 +18,23 @@ import yaml
 
 # RGB, far apart from each other and from the grey background.
 CLASS_COLOURS = [
-    (230, 30, 30), (30, 200, 30), (30, 60, 230), (240, 220, 20), (220, 30, 220), (20, 220, 220),
-    (250, 140, 0), (120, 0, 180),
+    (230, 30, 30),
+    (30, 200, 30),
+    (30, 60, 230),
+    (240, 220, 20),
+    (220, 30, 220),
+    (20, 220, 220),
+    (250, 140, 0),
+    (120, 0, 180),
 ]
 
 
 def draw_synthetic_image(
-    rng: np.random.Generator, width: int, height: int, nc: int, objects: tuple[int, int] = (1, 3),
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    nc: int,
+    objects: tuple[int, int] = (1, 3),
     noise: float = 8.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """An RGB uint8 image and its (n, 5) labels `cls x y w h` normalised; classes from CLASS_COLOURS[:nc]."""
@@ -50,8 +60,10 @@ def draw_synthetic_image(
         image[y1:y2, x1:x2] = CLASS_COLOURS[cls]
         boxes.append((cls, x1, y1, x2, y2))
     labels = np.array(
-        [[c, (x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width, (y2 - y1) / height]
-         for c, x1, y1, x2, y2 in boxes],
+        [
+            [c, (x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width, (y2 - y1) / height]
+            for c, x1, y1, x2, y2 in boxes
+        ],
         dtype=np.float64,
     ).reshape(-1, 5)
     return image, labels

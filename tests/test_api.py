@@ -36,7 +36,9 @@ def test_predict_on_paths_arrays_and_lists(images: list[Path]) -> None:
         assert result.scores.shape == result.classes.shape == (len(result),)
         assert result.scores.min() > 0.3 and result.classes.max() < 3
         h, w = image.shape[:2]
-        assert (result.boxes[:, [0, 2]] <= w).all() and (result.boxes[:, [1, 3]] <= h).all() and (result.boxes >= 0).all()
+        assert (
+            (result.boxes[:, [0, 2]] <= w).all() and (result.boxes[:, [1, 3]] <= h).all() and (result.boxes >= 0).all()
+        )
     for a, b in zip(by_path, by_array):  # the same pixels give the same detections whatever the input type
         assert np.array_equal(a.boxes, b.boxes) and np.array_equal(a.classes, b.classes)
     assert np.array_equal(single.boxes, by_path[0].boxes) and np.array_equal(pil.boxes, by_path[0].boxes)

@@ -18,8 +18,15 @@ def index(x: float, y: float) -> int:
     return int((y - 4) // 8 * 8 + (x - 4) // 8)
 
 
-def assign(gt_boxes: list[list[float]], gt_labels: list[int], pred_boxes: torch.Tensor, scores: torch.Tensor,
-           topk: int = 10, mask: list[bool] | None = None, strides: tuple[float, ...] = (8.0,)):
+def assign(
+    gt_boxes: list[list[float]],
+    gt_labels: list[int],
+    pred_boxes: torch.Tensor,
+    scores: torch.Tensor,
+    topk: int = 10,
+    mask: list[bool] | None = None,
+    strides: tuple[float, ...] = (8.0,),
+):
     boxes = torch.tensor(gt_boxes, dtype=torch.float32).view(1, -1, 4)
     labels = torch.tensor(gt_labels, dtype=torch.float32).view(1, -1, 1)
     gt_mask = torch.tensor(mask if mask is not None else [True] * len(gt_labels)).view(1, -1, 1)
@@ -53,7 +60,7 @@ def test_topk_picks_the_best_aligned_points_inside_the_box() -> None:
     assert torch.equal(result.boxes[0][fg], torch.tensor(gt).repeat(4, 1))
     # Predicted boxes are perfect (IoU 1): targets are sqrt(score) scaled so the best point gets 1.
     targets = result.scores[0, [index(x, y) for x, y in best], 0]
-    expected = torch.tensor([0.9, 0.8, 0.7, 0.6]).sqrt() / 0.9 ** 0.5
+    expected = torch.tensor([0.9, 0.8, 0.7, 0.6]).sqrt() / 0.9**0.5
     assert torch.allclose(targets, expected, atol=1e-5)
     assert result.scores[0, :, 1].abs().sum() == 0  # other class: zero
     assert result.scores[0][~fg].abs().sum() == 0
@@ -94,8 +101,14 @@ def test_padding_and_empty_images_get_no_assignment() -> None:
     result = assign([gt], [0], boxes_everywhere(gt), uniform_scores(), mask=[False])
     assert not result.foreground.any() and result.scores.abs().sum() == 0
     assigner = TaskAlignedAssigner(NC, strides=(8.0,))
-    empty = assigner(uniform_scores().view(1, 64, NC), boxes_everywhere(gt).view(1, 64, 4), POINTS,
-                     torch.zeros(1, 0, 1), torch.zeros(1, 0, 4), torch.zeros(1, 0, 1, dtype=torch.bool))
+    empty = assigner(
+        uniform_scores().view(1, 64, NC),
+        boxes_everywhere(gt).view(1, 64, 4),
+        POINTS,
+        torch.zeros(1, 0, 1),
+        torch.zeros(1, 0, 4),
+        torch.zeros(1, 0, 1, dtype=torch.bool),
+    )
     assert not empty.foreground.any() and empty.scores.shape == (1, 64, NC)
 
 

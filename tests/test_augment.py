@@ -25,7 +25,7 @@ def _painted(width: int, height: int, boxes: list[tuple[int, int, int, int]]) ->
 
 
 def _colour_mask(image: np.ndarray, k: int, tolerance: int = 12) -> np.ndarray:
-    return (np.abs(image.astype(int) - COLOURS_BGR[k]).max(-1) <= tolerance)
+    return np.abs(image.astype(int) - COLOURS_BGR[k]).max(-1) <= tolerance
 
 
 def _pixel_box(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -40,8 +40,9 @@ BOXES = [(10, 12, 50, 40), (70, 20, 140, 60), (30, 70, 90, 120), (100, 80, 150, 
 def test_perspective_boxes_enclose_moved_pixels(seed: int) -> None:
     image, labels = _painted(160, 128, BOXES)
     rng = np.random.default_rng(seed)
-    out, moved = random_perspective(image, labels, rng, degrees=30, translate=0.2, scale=0.4, shear=10,
-                                    perspective=0.0005)
+    out, moved = random_perspective(
+        image, labels, rng, degrees=30, translate=0.2, scale=0.4, shear=10, perspective=0.0005
+    )
     assert out.shape == image.shape
     assert len(moved) > 0
     for k, x1, y1, x2, y2 in moved:
@@ -49,7 +50,11 @@ def test_perspective_boxes_enclose_moved_pixels(seed: int) -> None:
         assert mask.any()
         px1, py1, px2, py2 = _pixel_box(mask)
         # Every pixel of that colour (interior pixels survive interpolation exactly) lies inside the box.
-        assert px1 >= x1 - 1 and py1 >= y1 - 1 and px2 <= x2 + 1 and py2 <= y2 + 1, (k, (px1, py1, px2, py2), (x1, y1, x2, y2))
+        assert px1 >= x1 - 1 and py1 >= y1 - 1 and px2 <= x2 + 1 and py2 <= y2 + 1, (
+            k,
+            (px1, py1, px2, py2),
+            (x1, y1, x2, y2),
+        )
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -65,8 +70,9 @@ def test_scale_translate_boxes_fit_moved_pixels(seed: int) -> None:
 
 def test_border_crops_and_drops_boxes_pushed_out() -> None:
     image, labels = _painted(160, 128, BOXES)
-    out, moved = random_perspective(image, labels, np.random.default_rng(0), translate=0.0, scale=0.0,
-                                    border=(-32, -40))
+    out, moved = random_perspective(
+        image, labels, np.random.default_rng(0), translate=0.0, scale=0.0, border=(-32, -40)
+    )
     assert out.shape == (64, 80, 3)  # a crop of the centre
     # Identity warp about the centre: the output shows input pixels (40..120, 32..96).
     assert np.array_equal(out, image[32:96, 40:120])
@@ -145,8 +151,19 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_dataset_augmented_targets_match_pixels(synthetic: Path, tmp_path: Path, mosaic: float) -> None:
     """Whole pipeline (mosaic or letterbox, warp, flips) with colour jitter off: each target box holds its
     class colour, and each sizeable patch of a class colour is inside a target of that class."""
-    hyp = {"hsv_h": 0, "hsv_s": 0, "hsv_v": 0, "degrees": 15, "shear": 5, "translate": 0.1, "scale": 0.4,
-           "fliplr": 0.5, "flipud": 0.5, "mosaic": mosaic, "mixup": 0.0}
+    hyp = {
+        "hsv_h": 0,
+        "hsv_s": 0,
+        "hsv_v": 0,
+        "degrees": 15,
+        "shear": 5,
+        "translate": 0.1,
+        "scale": 0.4,
+        "fliplr": 0.5,
+        "flipud": 0.5,
+        "mosaic": mosaic,
+        "mixup": 0.0,
+    }
     dataset = YoloDataset(synthetic, imgsz=128, augment=True, hyp=hyp, nc=4, cache_dir=tmp_path)
     for index in range(len(dataset)):
         chw, targets, _, _ = dataset[index]
@@ -154,11 +171,13 @@ def test_dataset_augmented_targets_match_pixels(synthetic: Path, tmp_path: Path,
         h, w = image.shape[:2]
         boxes = targets[:, 2:].numpy() * [w, h, w, h]
         xyxy = np.concatenate((boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2), 1)
-        for (cls, (x1, y1, x2, y2)) in zip(targets[:, 1].int().tolist(), xyxy):
+        for cls, (x1, y1, x2, y2) in zip(targets[:, 1].int().tolist(), xyxy):
             inner = _colour_mask(image, cls, 30)[int(y1) + 1 : int(np.ceil(y2)) - 1, int(x1) + 1 : int(np.ceil(x2)) - 1]
             assert inner.size == 0 or inner.mean() > 0.3, (index, cls)
         for cls in range(4):
-            count, components, stats, _ = cv2.connectedComponentsWithStats(_colour_mask(image, cls, 30).astype(np.uint8))
+            count, components, stats, _ = cv2.connectedComponentsWithStats(
+                _colour_mask(image, cls, 30).astype(np.uint8)
+            )
             for c in range(1, count):
                 if stats[c, cv2.CC_STAT_AREA] < 1000:
                     continue  # small slivers may belong to boxes dropped for being mostly cut off

@@ -10,16 +10,24 @@ import torch
 from models.detection_model import DetectionModel
 from utils.autoanchor import anchor_fit, check_anchors, kmean_anchors, kmeans, label_wh_at_size
 
-YOLOV5_ANCHORS = np.array([[10, 13], [16, 30], [33, 23], [30, 61], [62, 45], [59, 119], [116, 90], [156, 198],
-                           [373, 326]], dtype=np.float64)
+YOLOV5_ANCHORS = np.array(
+    [[10, 13], [16, 30], [33, 23], [30, 61], [62, 45], [59, 119], [116, 90], [156, 198], [373, 326]], dtype=np.float64
+)
 
 
 def anchor_model() -> DetectionModel:
     config = {
-        "nc": 2, "depth_multiple": 1.0, "width_multiple": 1.0,
+        "nc": 2,
+        "depth_multiple": 1.0,
+        "width_multiple": 1.0,
         "anchors": YOLOV5_ANCHORS.reshape(3, 6).tolist(),
-        "backbone": [[-1, 1, "Conv", [8, 3, 2]], [-1, 1, "Conv", [8, 3, 2]], [-1, 1, "Conv", [8, 3, 2]],
-                     [-1, 1, "Conv", [8, 3, 2]], [-1, 1, "Conv", [8, 3, 2]]],
+        "backbone": [
+            [-1, 1, "Conv", [8, 3, 2]],
+            [-1, 1, "Conv", [8, 3, 2]],
+            [-1, 1, "Conv", [8, 3, 2]],
+            [-1, 1, "Conv", [8, 3, 2]],
+            [-1, 1, "Conv", [8, 3, 2]],
+        ],
         "head": [[[2, 3, 4], 1, "Detect", ["nc", "anchors"]]],
     }
     return DetectionModel(config)
@@ -109,5 +117,7 @@ def test_bad_input_fails_clearly() -> None:
     with pytest.raises(ValueError, match="empty"):
         check_anchors(anchor_model(), np.zeros((0, 2)))
     with pytest.raises(TypeError, match="anchor-based"):
-        check_anchors(DetectionModel({**anchor_model().yaml, "anchors": None, "head": [[[2, 3, 4], 1, "Detect", ["nc"]]]}),
-                      far_sizes())
+        check_anchors(
+            DetectionModel({**anchor_model().yaml, "anchors": None, "head": [[[2, 3, 4], 1, "Detect", ["nc"]]]}),
+            far_sizes(),
+        )

@@ -9,8 +9,11 @@ from models.config import CFG_DIR, read_yaml
 from models.detection_model import DetectionModel
 from models.layers.mobileone import MobileOneBlock
 
-SCALED = ["mobileone/yolo11_mobileone.yaml", "inceptionnext/yolov5_inceptionnext.yaml",
-          "inceptionnext/yolo11_inceptionnext.yaml"]
+SCALED = [
+    "mobileone/yolo11_mobileone.yaml",
+    "inceptionnext/yolov5_inceptionnext.yaml",
+    "inceptionnext/yolo11_inceptionnext.yaml",
+]
 CASES = [(str(CFG_DIR / "mobileone/yolov5s_mobileone.yaml"), None)] + [
     (str(CFG_DIR / path), scale) for path in SCALED for scale in read_yaml(CFG_DIR / path)["scales"]
 ]

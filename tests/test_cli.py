@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_model_summary_cli() -> None:
     result = subprocess.run(
         [sys.executable, "models/yolo.py", "--cfg", "yolo11n.yaml", "--nc", "3", "--imgsz", "128", "--fuse"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()

@@ -115,11 +115,28 @@ def test_dataset_skips_reports_and_counts(corpus: Path, tmp_path: Path, capsys: 
     dataset = YoloDataset(corpus / "images", imgsz=96, nc=NC, cache_dir=tmp_path)
     out = capsys.readouterr().out
     kept = {Path(p).name for p in dataset.image_files}
-    skipped = {"zero.jpg", "truncated.jpg", "notimage.png", "class.jpg", "negclass.jpg", "coords.jpg",
-               "columns.jpg", "text.jpg"}
+    skipped = {
+        "zero.jpg",
+        "truncated.jpg",
+        "notimage.png",
+        "class.jpg",
+        "negclass.jpg",
+        "coords.jpg",
+        "columns.jpg",
+        "text.jpg",
+    }
     assert kept.isdisjoint(skipped)
-    assert kept == {"good.jpg", "dupes.jpg", "clipped.jpg", "background.jpg", "empty_label.jpg", "exif.jpg",
-                    "gray.png", "rgba.png", "deep16.png"}
+    assert kept == {
+        "good.jpg",
+        "dupes.jpg",
+        "clipped.jpg",
+        "background.jpg",
+        "empty_label.jpg",
+        "exif.jpg",
+        "gray.png",
+        "rgba.png",
+        "deep16.png",
+    }
     bad_images = {"zero.jpg", "truncated.jpg", "notimage.png"}
     bad_labels = {Path(n).with_suffix(".txt").name for n in skipped - bad_images}
     for name in bad_images | bad_labels | {"dupes.txt", "clipped.txt"}:  # each problem names its file
@@ -150,7 +167,9 @@ def test_exif_orientation_applied(corpus: Path) -> None:
     assert tuple(dataset.shapes[0]) == (64, 96)  # (w, h) as displayed
     chw, targets, _, _ = dataset[0]
     x, y, w, h = targets[0, 2:].tolist()
-    region = chw[:, int((y - h / 2) * 96) + 2 : int((y + h / 2) * 96) - 2, int((x - w / 2) * 96) + 2 : int((x + w / 2) * 96) - 2]
+    region = chw[
+        :, int((y - h / 2) * 96) + 2 : int((y + h / 2) * 96) - 2, int((x - w / 2) * 96) + 2 : int((x + w / 2) * 96) - 2
+    ]
     assert (region[0] > 200).all() and (region[2] < 60).all()  # the labelled top half is red (RGB)
 
 

@@ -49,9 +49,16 @@ def test_data_config_resolves_paths(data_yaml: Path) -> None:
     # Relative `path` is relative to the YAML's folder; a list of sources and a glob work.
     sub = data_yaml.parent / "cfgs"
     sub.mkdir(exist_ok=True)
-    (sub / "rel.yaml").write_text(yaml.safe_dump({
-        "path": "..", "train": ["images/train", "images/val/val_00*.png"], "val": "images/val", "names": ["a", "b", "c"],
-    }))
+    (sub / "rel.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "path": "..",
+                "train": ["images/train", "images/val/val_00*.png"],
+                "val": "images/val",
+                "names": ["a", "b", "c"],
+            }
+        )
+    )
     rel = load_data_config(sub / "rel.yaml")
     assert rel.root == data_yaml.parent.resolve()
     assert len(list_images(rel.train)) == 12 + 7
@@ -113,7 +120,9 @@ def test_item_format_and_shape_info_maps_back(data_yaml: Path) -> None:
         # Boxes mapped back to the original image equal the label file's boxes.
         boxes = xywh_to_xyxy(targets[:, 2:].double()) * IMGSZ
         original = scale_boxes_to_original(boxes, ratio_w, pad, (h0, w0))
-        expected = xywh_to_xyxy(torch.from_numpy(dataset.labels[index][:, 1:]).double()) * torch.tensor([w0, h0, w0, h0])
+        expected = xywh_to_xyxy(torch.from_numpy(dataset.labels[index][:, 1:]).double()) * torch.tensor(
+            [w0, h0, w0, h0]
+        )
         assert torch.allclose(original, expected, atol=0.02), path
         assert ratio_h == pytest.approx(ratio_w, rel=0.02)
 
@@ -138,8 +147,10 @@ def test_collate_pads_mixed_sizes() -> None:
     assert torch.allclose(out[0, 2:], torch.tensor([0.5, 0.25, 0.5, 0.25])) and torch.equal(out[1, 2:], targets[0, 2:])
 
 
-@pytest.mark.parametrize("pad, expected", [(0.0, [(64, 96), (96, 96), (96, 96), (96, 96)]),
-                                          (0.5, [(96, 128), (128, 128), (128, 128), (128, 96)])])
+@pytest.mark.parametrize(
+    "pad, expected",
+    [(0.0, [(64, 96), (96, 96), (96, 96), (96, 96)]), (0.5, [(96, 128), (128, 128), (128, 128), (128, 96)])],
+)
 def test_rect_batches(data_yaml: Path, pad: float, expected: list[tuple[int, int]]) -> None:
     # val: 7 images cycling w/h 1.0, 1.6 (96x60), 0.7 (67x96): sorted wide, wide | sq, sq | sq, tall | tall
     dataset = YoloDataset(load_data_config(data_yaml).val, imgsz=IMGSZ, rect=True, batch_size=2, pad=pad, nc=3)
@@ -151,15 +162,16 @@ def test_rect_batches(data_yaml: Path, pad: float, expected: list[tuple[int, int
         assert tuple(images.shape[2:]) == expected[b]
         assert paths == dataset.image_files[2 * b : 2 * b + 2]
         assert (targets[:, 2:] > 0).all() and (targets[:, 2:] <= 1).all()
-        for (h0, w0), (ratio, (pad_w, pad_h)) in shapes:  # the long side fills imgsz, centred
+        for (h0, w0), (ratio, (pad_w, _pad_h)) in shapes:  # the long side fills imgsz, centred
             assert max(h0 * ratio[0], w0 * ratio[1]) == pytest.approx(IMGSZ, abs=1)
             assert pad_w == pytest.approx((images.shape[3] - w0 * ratio[1]) / 2, abs=1)
 
 
 # -- reproducibility ----------------------------------------------------------------------------------------
 def test_loader_is_a_function_of_seed_and_epoch(data_yaml: Path) -> None:
-    dataset = YoloDataset(load_data_config(data_yaml).train, imgsz=IMGSZ, augment=True, nc=3, seed=3,
-                          hyp={"mixup": 0.5, "degrees": 5})
+    dataset = YoloDataset(
+        load_data_config(data_yaml).train, imgsz=IMGSZ, augment=True, nc=3, seed=3, hyp={"mixup": 0.5, "degrees": 5}
+    )
     loader = build_dataloader(dataset, batch_size=4, workers=0, shuffle=True, seed=3)
     first = _batches(loader, 1)
     assert _same(first, _batches(loader, 1))  # same epoch twice: identical
@@ -170,8 +182,9 @@ def test_loader_is_a_function_of_seed_and_epoch(data_yaml: Path) -> None:
     assert parallel.num_workers >= 1  # capped by the CPU count
     assert _same(first, _batches(parallel, 1))
     # A fresh dataset and loader (as after a resume) reproduce epoch 1 without replaying epoch 0.
-    fresh = YoloDataset(load_data_config(data_yaml).train, imgsz=IMGSZ, augment=True, nc=3, seed=3,
-                        hyp={"mixup": 0.5, "degrees": 5})
+    fresh = YoloDataset(
+        load_data_config(data_yaml).train, imgsz=IMGSZ, augment=True, nc=3, seed=3, hyp={"mixup": 0.5, "degrees": 5}
+    )
     assert _same(first, _batches(build_dataloader(fresh, batch_size=4, workers=0, seed=3), 1))
     # Another seed differs.
     other = build_dataloader(dataset, batch_size=4, workers=0, shuffle=True, seed=4)
@@ -190,14 +203,18 @@ def test_distributed_sampler_shards_deterministically(data_yaml: Path) -> None:
 
 
 def test_close_mosaic(data_yaml: Path) -> None:
-    dataset = YoloDataset(load_data_config(data_yaml).train, imgsz=IMGSZ, augment=True, nc=3,
-                          hyp={"mosaic": 1.0, "translate": 0.0, "scale": 0.0, "fliplr": 0.0,
-                               "hsv_h": 0, "hsv_s": 0, "hsv_v": 0})
+    dataset = YoloDataset(
+        load_data_config(data_yaml).train,
+        imgsz=IMGSZ,
+        augment=True,
+        nc=3,
+        hyp={"mosaic": 1.0, "translate": 0.0, "scale": 0.0, "fliplr": 0.0, "hsv_h": 0, "hsv_s": 0, "hsv_v": 0},
+    )
     assert dataset.mosaic_enabled
     mosaic_items = [dataset[i] for i in range(3)]
     dataset.close_mosaic()
     assert not dataset.mosaic_enabled
-    for i, (image, targets, _, shape_info) in enumerate(dataset[i] for i in range(3)):
+    for i, (_image, targets, _, shape_info) in enumerate(dataset[i] for i in range(3)):
         assert mosaic_items[i][3] is None and shape_info is not None  # letterboxed single image now
         assert len(targets) == len(dataset.labels[i])  # nothing cropped away with no warp
 
@@ -217,8 +234,9 @@ def test_multiscale_rescale() -> None:
 
 
 # -- label cache --------------------------------------------------------------------------------------------
-def test_label_cache_is_reused_and_revalidated(data_yaml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture) -> None:
+def test_label_cache_is_reused_and_revalidated(
+    data_yaml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     root = tmp_path / "ds"
     make_synthetic_dataset(root, n_train=4, n_val=1, imgsz=64, nc=2)
     images = root / "images" / "train"

@@ -47,8 +47,16 @@ def _lines(out: str) -> list[str]:
 
 
 def test_image_with_labels_and_crops(media: Path, onnx_weights: Path, tmp_path: Path, capsys) -> None:
-    run = detect(media / "images" / "a.jpg", onnx_weights, imgsz=64, conf_thres=0.3, project=tmp_path,
-                 save_txt=True, save_conf=True, save_crop=True)
+    run = detect(
+        media / "images" / "a.jpg",
+        onnx_weights,
+        imgsz=64,
+        conf_thres=0.3,
+        project=tmp_path,
+        save_txt=True,
+        save_conf=True,
+        save_crop=True,
+    )
     (result,) = run.results
     assert run.save_dir == tmp_path / "exp" and len(result) > 0
     annotated = cv2.imread(str(run.save_dir / "a.jpg"))
@@ -62,7 +70,9 @@ def test_image_with_labels_and_crops(media: Path, onnx_weights: Path, tmp_path: 
     assert len(crops) == len(result)
     assert {c.parent.name for c in crops} == {result.names[int(c)] for c in result.classes}
     (line,) = _lines(capsys.readouterr().out)
-    assert line.startswith(f"image 1/1 {media / 'images' / 'a.jpg'}: 32x64 ")  # 48x96 resized to 32x64: no padding needed
+    assert line.startswith(
+        f"image 1/1 {media / 'images' / 'a.jpg'}: 32x64 "
+    )  # 48x96 resized to 32x64: no padding needed
 
 
 def test_folder_skips_unreadable_file(media: Path, onnx_weights: Path, tmp_path: Path, capsys) -> None:
@@ -128,7 +138,11 @@ def test_detect_without_weights(media: Path, tmp_path: Path, capsys) -> None:
     shutil.copy(shared_checkpoint("yolov5n.yaml"), best)
     result = subprocess.run(  # the script as users run it: a .pt model found under the runs directory
         [sys.executable, "detect.py", "--source", str(media / "images"), "--runs-dir", str(runs), "--imgsz", "64"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"No --weights given: using the newest trained model {best}" in result.stdout

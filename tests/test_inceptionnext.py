@@ -51,7 +51,11 @@ def test_width_factor() -> None:
     stage = LAYERS.get("inceptionnext_atto").cls(3, False, 0.5)
     assert stage.out_channels == [24, 40, 80, 160] and stage.out_strides == [4, 8, 16, 32]
     assert [tuple(y.shape[1:]) for y in stage(torch.rand(1, 3, 64, 96))] == [
-        (24, 16, 24), (40, 8, 12), (80, 4, 6), (160, 2, 3)]
+        (24, 16, 24),
+        (40, 8, 12),
+        (80, 4, 6),
+        (160, 2, 3),
+    ]
 
 
 def test_pretrained_true_is_refused() -> None:

@@ -14,8 +14,16 @@ from losses.anchor_loss import objectness_balance, scaled_gains
 from losses.bce import FocalBCEWithLogits, smooth_bce_targets
 from models.detection_model import DetectionModel
 
-ANCHOR_HYP = {"box": 0.05, "cls": 0.5, "cls_pw": 1.0, "obj": 1.0, "obj_pw": 1.0, "anchor_t": 4.0,
-              "fl_gamma": 0.0, "label_smoothing": 0.0}
+ANCHOR_HYP = {
+    "box": 0.05,
+    "cls": 0.5,
+    "cls_pw": 1.0,
+    "obj": 1.0,
+    "obj_pw": 1.0,
+    "anchor_t": 4.0,
+    "fl_gamma": 0.0,
+    "label_smoothing": 0.0,
+}
 DFL_HYP = {"box": 7.5, "cls": 0.5, "dfl": 1.5, "label_smoothing": 0.0}
 HYPS = {"anchor": ANCHOR_HYP, "dfl": DFL_HYP}
 TARGETS = torch.tensor([[0, 0, 0.5, 0.5, 0.4, 0.5], [1, 1, 0.3, 0.6, 0.3, 0.2], [1, 0, 0.7, 0.3, 0.4, 0.4]])
@@ -25,9 +33,16 @@ def tiny_config(family: str) -> dict:
     """Five strided convs and a head on strides 8, 16, 32: fast enough for a few optimiser steps."""
     head = ["nc", "anchors"] if family == "anchor" else ["nc"]
     config = {
-        "nc": 2, "depth_multiple": 1.0, "width_multiple": 1.0,
-        "backbone": [[-1, 1, "Conv", [8, 3, 2]], [-1, 1, "Conv", [16, 3, 2]], [-1, 1, "Conv", [16, 3, 2]],
-                     [-1, 1, "Conv", [32, 3, 2]], [-1, 1, "Conv", [32, 3, 2]]],
+        "nc": 2,
+        "depth_multiple": 1.0,
+        "width_multiple": 1.0,
+        "backbone": [
+            [-1, 1, "Conv", [8, 3, 2]],
+            [-1, 1, "Conv", [16, 3, 2]],
+            [-1, 1, "Conv", [16, 3, 2]],
+            [-1, 1, "Conv", [32, 3, 2]],
+            [-1, 1, "Conv", [32, 3, 2]],
+        ],
         "head": [[[2, 3, 4], 1, "Detect", head]],
     }
     if family == "anchor":
@@ -137,6 +152,7 @@ def test_anchor_loss_reads_anchors_from_the_head(tiny_models: dict) -> None:
 
 # --- YOLOv5 target building, checked by hand -------------------------------------------------------------------
 
+
 def test_anchor_targets_neighbour_cells_and_anchor_t() -> None:
     # One 8x8 level. Box centre at (3.2, 4.7) cells, size 1 x 1 cell.
     anchors = torch.tensor([[[1.0, 1.0], [5.0, 5.0], [1.0, 3.9]]])  # ratios 1, 5 (> 4: rejected), 3.9 (kept)
@@ -146,8 +162,10 @@ def test_anchor_targets_neighbour_cells_and_anchor_t() -> None:
     # x is 0.2 into its cell (near the left edge): left neighbour; y is 0.7 (near the bottom): cell below.
     expected = sorted((a, x, y) for a in (0, 2) for x, y in ((3, 4), (2, 4), (3, 5)))
     assert found == expected
-    offsets = {(x, y): tuple(round(v, 4) for v in box[:2].tolist())
-               for x, y, box in zip(level.grid_x.tolist(), level.grid_y.tolist(), level.box)}
+    offsets = {
+        (x, y): tuple(round(v, 4) for v in box[:2].tolist())
+        for x, y, box in zip(level.grid_x.tolist(), level.grid_y.tolist(), level.box)
+    }
     assert offsets == {(3, 4): (0.2, 0.7), (2, 4): (1.2, 0.7), (3, 5): (0.2, -0.3)}
     assert torch.allclose(level.box[:, 2:], torch.ones(len(level), 2))
     assert set(level.cls.tolist()) == {1} and set(level.image.tolist()) == {0}
@@ -177,6 +195,7 @@ def test_anchor_targets_empty_and_rectangular_grids() -> None:
 
 # --- Gains, smoothing, focal term, DFL ------------------------------------------------------------------------
 
+
 def test_gain_scaling_follows_levels_classes_and_size() -> None:
     assert scaled_gains(ANCHOR_HYP, 3, 80, 640) == pytest.approx((0.05, 1.0, 0.5))
     box, obj, cls = scaled_gains(ANCHOR_HYP, 3, 2, 320)
@@ -199,6 +218,7 @@ def test_label_smoothing_targets(tiny_models: dict) -> None:
     with torch.no_grad():
         raw = model.forward_raw(torch.rand(2, 3, 64, 64))
     from losses.dfl_loss import targets_per_image  # the assignment both losses see
+
     assigned = _assign(dfl_plain, raw, targets_per_image)
     plain, smooth = dfl_plain.class_targets(assigned), dfl_smooth.class_targets(assigned)
     fg = assigned.foreground
@@ -237,15 +257,18 @@ def test_distribution_focal_loss_by_hand() -> None:
     logits = torch.randn(3, 16)
     target = torch.tensor([2.3, 0.0, 14.99])
     log_p = logits.log_softmax(-1)
-    expected = torch.stack([
-        -(0.7 * log_p[0, 2] + 0.3 * log_p[0, 3]),
-        -log_p[1, 0],
-        -(0.01 * log_p[2, 14] + 0.99 * log_p[2, 15]),  # clamped to 15 - 0.01
-    ])
+    expected = torch.stack(
+        [
+            -(0.7 * log_p[0, 2] + 0.3 * log_p[0, 3]),
+            -log_p[1, 0],
+            -(0.01 * log_p[2, 14] + 0.99 * log_p[2, 15]),  # clamped to 15 - 0.01
+        ]
+    )
     assert torch.allclose(distribution_focal_loss(logits, target), expected, atol=1e-5)
 
 
 # --- Bad input -----------------------------------------------------------------------------------------------
+
 
 def test_bad_input_fails_clearly(tiny_models: dict) -> None:
     with pytest.raises(ValueError, match="anchor_t"):

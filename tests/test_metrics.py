@@ -120,15 +120,15 @@ def _boxes_case() -> tuple[list[np.ndarray], list[np.ndarray]]:
         np.array([[0, 0, 0, 30, 30]], float),
         np.zeros((0, 5)),
     ]
-    perfect = [np.concatenate((l[:, 1:], np.full((len(l), 1), 0.9), l[:, :1]), 1) for l in labels]
+    perfect = [np.concatenate((lab[:, 1:], np.full((len(lab), 1), 0.9), lab[:, :1]), 1) for lab in labels]
     return labels, perfect
 
 
 def test_detection_metrics_perfect_and_empty():
     labels, perfect = _boxes_case()
     metrics = DetectionMetrics(["a", "b", "c"])
-    for p, l in zip(perfect, labels):
-        metrics.update(torch.from_numpy(p), torch.from_numpy(l))  # tensors are accepted
+    for p, lab in zip(perfect, labels):
+        metrics.update(torch.from_numpy(p), torch.from_numpy(lab))  # tensors are accepted
     result = metrics.compute()
     assert result["map50"] == pytest.approx(1.0) and result["map50_95"] == pytest.approx(1.0)
     assert result["precision"] == pytest.approx(1.0) and result["recall"] == pytest.approx(1.0)
@@ -137,8 +137,8 @@ def test_detection_metrics_perfect_and_empty():
     assert [(c["class"], c["images"], c["instances"]) for c in result["per_class"]] == [(0, 2, 2), (1, 1, 1)]
 
     metrics.reset()
-    for l in labels:
-        metrics.update(None, l)
+    for lab in labels:
+        metrics.update(None, lab)
     result = metrics.compute()
     assert result["map50"] == result["map50_95"] == result["precision"] == result["recall"] == 0.0
 
@@ -209,8 +209,8 @@ def test_detection_metrics_bad_input():
 def test_table_layout():
     labels, perfect = _boxes_case()
     metrics = DetectionMetrics(["person", "car", "dog"])
-    for p, l in zip(perfect, labels):
-        metrics.update(p, l)
+    for p, lab in zip(perfect, labels):
+        metrics.update(p, lab)
     lines = metrics.table().splitlines()
     assert lines[0].split() == ["Class", "Images", "Instances", "P", "R", "mAP50", "mAP50-95"]
     assert lines[1].split() == ["all", "3", "3", "1", "1", "1", "1"]

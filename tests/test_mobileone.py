@@ -72,8 +72,12 @@ def test_yolov5s_mobileone_builds_as_written() -> None:
     assert model.nc == 2 and model.stride.tolist() == [8.0, 16.0, 32.0]
     mobileone_rows = [r for r in model.records if r.name == "MobileOne"]
     # [c1, c2, n after depth_multiple 0.33, k, stride]
-    assert [r.args for r in mobileone_rows] == [[64, 64, 1, 4, 1], [128, 128, 3, 4, 1], [256, 256, 3, 4, 1],
-                                                [512, 512, 1, 4, 1]]
+    assert [r.args for r in mobileone_rows] == [
+        [64, 64, 1, 4, 1],
+        [128, 128, 3, 4, 1],
+        [256, 256, 3, 4, 1],
+        [512, 512, 1, 4, 1],
+    ]
     image = torch.rand(1, 3, 640, 640)
     randomize_batchnorm(model).eval()
     with torch.no_grad():
@@ -98,8 +102,13 @@ timm = pytest.importorskip("timm", reason="timm (test dependency) is the numeric
 
 
 # REFERENCE.md: timm's features_only parameter counts, training form / re-parameterized, in millions
-REFERENCE_PARAMS = {"s0": (4.268, 1.054), "s1": (3.544, 3.484), "s2": (5.836, 5.759), "s3": (8.122, 8.029),
-                    "s4": (12.902, 12.789)}
+REFERENCE_PARAMS = {
+    "s0": (4.268, 1.054),
+    "s1": (3.544, 3.484),
+    "s2": (5.836, 5.759),
+    "s3": (8.122, 8.029),
+    "s4": (12.902, 12.789),
+}
 
 
 @pytest.mark.parametrize("variant", list(REFERENCE_PARAMS))

@@ -19,8 +19,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def options(data: Path, project: Path, **overrides) -> TrainOptions:
     base = dict(
-        cfg="yolo11n.yaml", data=str(data), imgsz=96, batch_size=4, nbs=4, workers=0, project=str(project),
-        min_warmup_iters=0, cache="ram", seed=0,
+        cfg="yolo11n.yaml",
+        data=str(data),
+        imgsz=96,
+        batch_size=4,
+        nbs=4,
+        workers=0,
+        project=str(project),
+        min_warmup_iters=0,
+        cache="ram",
+        seed=0,
     )
     return TrainOptions(**{**base, **overrides})
 
@@ -44,8 +52,10 @@ def test_resume_is_exact_and_run_files_exist(tiny_data: Path, tmp_path: Path) ->
     straight = train(options(tiny_data, tmp_path, name="straight", **common))
 
     with pytest.raises(_Interrupt):
-        train(options(tiny_data, tmp_path, name="interrupted", noplots=True, **common),
-              callbacks={"on_epoch_end": [_interrupt_after_first_epoch]})
+        train(
+            options(tiny_data, tmp_path, name="interrupted", noplots=True, **common),
+            callbacks={"on_epoch_end": [_interrupt_after_first_epoch]},
+        )
     last = tmp_path / "interrupted" / "weights" / "last.pt"
     assert load_checkpoint(last)["epoch"] == 0
     resumed = train(TrainOptions(resume=str(last), project=str(tmp_path)))
@@ -59,9 +69,21 @@ def test_resume_is_exact_and_run_files_exist(tiny_data: Path, tmp_path: Path) ->
 
     rows = (resumed / "results.csv").read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]
-    for name in ("results.csv", "results.png", "labels.jpg", "train_batch0.jpg", "train_batch1.jpg", "args.yaml",
-                 "hyp.yaml", "weights/best.pt", "weights/last.pt", "confusion_matrix.png", "PR_curve.png",
-                 "val_batch0_labels.jpg", "val_batch0_pred.jpg"):
+    for name in (
+        "results.csv",
+        "results.png",
+        "labels.jpg",
+        "train_batch0.jpg",
+        "train_batch1.jpg",
+        "args.yaml",
+        "hyp.yaml",
+        "weights/best.pt",
+        "weights/last.pt",
+        "confusion_matrix.png",
+        "PR_curve.png",
+        "val_batch0_labels.jpg",
+        "val_batch0_pred.jpg",
+    ):
         assert (straight / name).is_file(), name
     assert load_checkpoint(straight / "weights" / "best.pt").get("optimizer") is None  # finished runs are stripped
 
@@ -81,9 +103,31 @@ def test_resume_without_runs_is_an_error(tmp_path: Path) -> None:
 def test_ddp_two_cpu_processes(tiny_data: Path, tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-        "train.py", "--cfg", "yolov5n.yaml", "--data", str(tiny_data), "--imgsz", "96", "--batch-size", "4",
-        "--epochs", "1", "--workers", "0", "--device", "cpu", "--project", str(tmp_path), "--noplots",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "train.py",
+        "--cfg",
+        "yolov5n.yaml",
+        "--data",
+        str(tiny_data),
+        "--imgsz",
+        "96",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--project",
+        str(tmp_path),
+        "--noplots",
     ]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

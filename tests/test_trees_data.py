@@ -99,9 +99,13 @@ def test_converter_tiling_rules() -> None:
     tool = _converter()
     assert tool.window_offsets(2299, TILE, 0.5) == _windows(2299) and len(_windows(2299)) == 11
     assert len(tool.window_offsets(1249, TILE, 0.5)) * len(tool.window_offsets(1035, TILE, 0.5)) == 24
-    boxes = np.array([[400.0, 10, 440, 50],  # 16 of 40 px wide inside x<416: 40 % visible -> dropped
-                      [390.0, 60, 430, 100],  # 26 of 40 px: 65 % visible -> kept, clipped
-                      [100.0, 100, 120, 130]])  # fully inside
+    boxes = np.array(
+        [
+            [400.0, 10, 440, 50],  # 16 of 40 px wide inside x<416: 40 % visible -> dropped
+            [390.0, 60, 430, 100],  # 26 of 40 px: 65 % visible -> kept, clipped
+            [100.0, 100, 120, 130],
+        ]
+    )  # fully inside
     kept = tool.boxes_in_window(boxes, 0, 0, (TILE, TILE), 0.5)
     assert kept.tolist() == [[390, 60, 416, 100], [100, 100, 120, 130]]
     assert tool.yolo_lines(kept[1:], (TILE, TILE)) == "0 0.264423 0.276442 0.048077 0.072115\n"

@@ -22,13 +22,32 @@ def onnx_weights(overfit_run: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def test_val_end_to_end_with_coco_json(overfit_run: Path, tiny_data: Path, tmp_path: Path) -> None:
-    result = run_val(ValOptions(weights=str(overfit_run / WEIGHTS), data=str(tiny_data), imgsz=96, save_json=True,
-                                save_txt=True, project=str(tmp_path), workers=0, verbose=True))
+    result = run_val(
+        ValOptions(
+            weights=str(overfit_run / WEIGHTS),
+            data=str(tiny_data),
+            imgsz=96,
+            save_json=True,
+            save_txt=True,
+            project=str(tmp_path),
+            workers=0,
+            verbose=True,
+        )
+    )
     assert result.metrics["map50"] >= 0.9
     assert set(result.speed) == {"preprocess", "inference", "nms"}
     run = tmp_path / "exp"
-    for name in ("confusion_matrix.png", "PR_curve.png", "F1_curve.png", "P_curve.png", "R_curve.png",
-                 "val_batch0_labels.jpg", "val_batch0_pred.jpg", "annotations.json", "best_predictions.json"):
+    for name in (
+        "confusion_matrix.png",
+        "PR_curve.png",
+        "F1_curve.png",
+        "P_curve.png",
+        "R_curve.png",
+        "val_batch0_labels.jpg",
+        "val_batch0_pred.jpg",
+        "annotations.json",
+        "best_predictions.json",
+    ):
         assert (run / name).is_file(), name
     assert len(list((run / "labels").glob("*.txt"))) == 4
     assert json.loads((run / "best_predictions.json").read_text())
@@ -37,11 +56,13 @@ def test_val_end_to_end_with_coco_json(overfit_run: Path, tiny_data: Path, tmp_p
     assert abs(result.coco["map50"] - result.metrics["map50"]) <= 0.005
 
 
-def test_onnx_and_checkpoint_give_the_same_metrics(overfit_run: Path, onnx_weights: Path, tiny_data: Path,
-                                                   tmp_path: Path) -> None:
+def test_onnx_and_checkpoint_give_the_same_metrics(
+    overfit_run: Path, onnx_weights: Path, tiny_data: Path, tmp_path: Path
+) -> None:
     results = [
-        run_val(ValOptions(weights=str(w), data=str(tiny_data), imgsz=96, plots=False, project=str(tmp_path),
-                           workers=0)).metrics
+        run_val(
+            ValOptions(weights=str(w), data=str(tiny_data), imgsz=96, plots=False, project=str(tmp_path), workers=0)
+        ).metrics
         for w in (overfit_run / WEIGHTS, onnx_weights)
     ]
     for key in ("precision", "recall", "map50", "map50_95"):
@@ -49,12 +70,22 @@ def test_onnx_and_checkpoint_give_the_same_metrics(overfit_run: Path, onnx_weigh
 
 
 def test_speed_task(overfit_run: Path, tiny_data: Path, tmp_path: Path) -> None:
-    result = run_val(ValOptions(weights=str(overfit_run / WEIGHTS), data=str(tiny_data), imgsz=96, task="speed",
-                                project=str(tmp_path), workers=0))
+    result = run_val(
+        ValOptions(
+            weights=str(overfit_run / WEIGHTS),
+            data=str(tiny_data),
+            imgsz=96,
+            task="speed",
+            project=str(tmp_path),
+            workers=0,
+        )
+    )
     assert result.speed["inference"] > 0
 
 
-def test_bad_inputs_fail_clearly(overfit_run: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_bad_inputs_fail_clearly(
+    overfit_run: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     weights = str(overfit_run / WEIGHTS)
     not_a_checkpoint = tmp_path / "notes.pt"
     not_a_checkpoint.write_text("hello")

@@ -120,8 +120,13 @@ def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, iterations: int
 
 
 def kmean_anchors(
-    label_wh: np.ndarray, count: int, threshold: float = 4.0, imgsz: int = 640, generations: int = 1000,
-    seed: int = 0, progress: bool = True,
+    label_wh: np.ndarray,
+    count: int,
+    threshold: float = 4.0,
+    imgsz: int = 640,
+    generations: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
 ) -> np.ndarray:
     """`count` anchors (count, 2) in pixels, sorted small to large: k-means on whitened sizes, then evolution.
 
@@ -162,8 +167,14 @@ def kmean_anchors(
 
 
 def check_anchors(
-    model: nn.Module, label_wh: np.ndarray, threshold: float = 4.0, imgsz: int = 640, generations: int = 1000,
-    seed: int = 0, min_bpr: float = 0.98, progress: bool = True,
+    model: nn.Module,
+    label_wh: np.ndarray,
+    threshold: float = 4.0,
+    imgsz: int = 640,
+    generations: int = 1000,
+    seed: int = 0,
+    min_bpr: float = 0.98,
+    progress: bool = True,
 ) -> AnchorReport:
     """Check the anchors of `model`'s anchor-based head against box sizes; refit them if BPR < `min_bpr`.
 

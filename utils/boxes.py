@@ -31,8 +31,11 @@ def xyxy_to_xywh(boxes: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
 
 
 def make_anchor_points(
-    shapes: Sequence[tuple[int, int]], strides: Sequence[float] | torch.Tensor, device: torch.device | None = None,
-    dtype: torch.dtype = torch.float32, offset: float = 0.5,
+    shapes: Sequence[tuple[int, int]],
+    strides: Sequence[float] | torch.Tensor,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+    offset: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cell centres of every level in grid units, (N, 2) as (x, y), and each point's stride, (N, 1)."""
     points, point_strides = [], []

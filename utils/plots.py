@@ -59,8 +59,15 @@ def plot_pr_curve(
     """Precision against recall at IoU 0.5, one line per class (precision (nc, k) at `recall` (k,)) and the mean."""
     mean_ap50 = f"all classes {np.mean(ap50):.3f} mAP@0.5" if len(ap50) else ""
     return _plot_class_curves(
-        recall, precision, lambda i: f"{names[i]} {ap50[i]:.3f}", lambda _mean: mean_ap50,
-        "Recall", "Precision", "Precision-Recall Curve", out_path, dpi,
+        recall,
+        precision,
+        lambda i: f"{names[i]} {ap50[i]:.3f}",
+        lambda _mean: mean_ap50,
+        "Recall",
+        "Precision",
+        "Precision-Recall Curve",
+        out_path,
+        dpi,
     )
 
 

@@ -39,7 +39,9 @@ def select_device(spec: str | int | torch.device | None = "") -> torch.device:
         raise ValueError(f"invalid --device '{spec}': use cpu, mps, a CUDA index (0), a list (0,1) or cuda:0")
     indices = [int(i) for i in match.group(1).split(",")]
     if not torch.cuda.is_available():
-        raise ValueError(f"--device {spec} requested but CUDA is not available here (torch {torch.__version__}); use --device cpu")
+        raise ValueError(
+            f"--device {spec} requested but CUDA is not available here (torch {torch.__version__}); use --device cpu"
+        )
     count = torch.cuda.device_count()
     missing = [i for i in indices if i >= count]
     if missing:

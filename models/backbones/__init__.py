@@ -9,6 +9,13 @@ from models.backbones.torchvision_backbone import TorchvisionBackbone
 from models.backbones.weights import load_backbone_weights, load_stage_weights
 
 __all__ = [
-    "InceptionNeXt", "MobileOneBackbone", "MultiOutputStage", "TimmBackbone", "TorchvisionBackbone",
-    "load_backbone_weights", "load_stage_weights", "mobilenetv4", "stage_outputs",
+    "InceptionNeXt",
+    "MobileOneBackbone",
+    "MultiOutputStage",
+    "TimmBackbone",
+    "TorchvisionBackbone",
+    "load_backbone_weights",
+    "load_stage_weights",
+    "mobilenetv4",
+    "stage_outputs",
 ]

@@ -212,9 +212,7 @@ class InceptionNeXt(MultiOutputStage):
         stages, channels = [], widths[0]
         for i, (depth, out_channels, mlp_ratio) in enumerate(zip(spec.depths, widths, spec.mlp_ratios)):
             stages.append(
-                MetaNeXtStage(
-                    channels, out_channels, depth, i > 0, mlp_ratio, spec.band_kernel_size, spec.branch_ratio
-                )
+                MetaNeXtStage(channels, out_channels, depth, i > 0, mlp_ratio, spec.band_kernel_size, spec.branch_ratio)
             )
             channels = out_channels
         self.stages = nn.ModuleList(stages)

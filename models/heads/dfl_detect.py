@@ -47,7 +47,9 @@ class DFLDetect(DetectionHead):
         box_channels = max(16, in_channels[0] // 4, reg_max * 4)
         cls_channels = max(in_channels[0], min(nc, 100))
         self.box_convs = nn.ModuleList(
-            nn.Sequential(Conv(c, box_channels, 3), Conv(box_channels, box_channels, 3), nn.Conv2d(box_channels, 4 * reg_max, 1))
+            nn.Sequential(
+                Conv(c, box_channels, 3), Conv(box_channels, box_channels, 3), nn.Conv2d(box_channels, 4 * reg_max, 1)
+            )
             for c in in_channels
         )
         self.cls_convs = nn.ModuleList(

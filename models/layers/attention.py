@@ -64,9 +64,7 @@ class C2PSA(nn.Module):
         self.c = int(in_channels * expansion)
         self.cv1 = Conv(in_channels, 2 * self.c, 1, 1)
         self.cv2 = Conv(2 * self.c, in_channels, 1)
-        self.m = nn.Sequential(
-            *(PSABlock(self.c, attn_ratio=0.5, num_heads=max(self.c // 64, 1)) for _ in range(n))
-        )
+        self.m = nn.Sequential(*(PSABlock(self.c, attn_ratio=0.5, num_heads=max(self.c // 64, 1)) for _ in range(n)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.cv1(x).split((self.c, self.c), dim=1)
