@@ -32,7 +32,7 @@ class TrainOptions:
     rect: bool = False  # rectangular training batches (no mosaic)
     single_cls: bool = False
     sync_bn: bool = False
-    workers: int = 2
+    workers: int | None = None  # data loader workers per process; None: 0 on CPU, min(8, cores) on CUDA
     cache: str = "auto"  # keep decoded, resized images in RAM: auto (when under 1 GB), ram, none
     device: str = ""  # "", "cpu", "0", "0,1", "cuda:0"
     project: str = "runs/train"
@@ -93,7 +93,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         default=defaults.cache,
         help="keep resized images in RAM (auto: when the split needs under 1 GB)",
     )
-    p.add_argument("--workers", type=int, default=defaults.workers, help="data loader workers per process")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=defaults.workers,
+        help="data loader workers per process (default: 0 on CPU, where re-forking a large training process "
+        "each epoch costs more than loading cached images in-process; min(8, cores) on CUDA)",
+    )
     p.add_argument("--device", default=defaults.device, help="cpu, 0, 0,1 or cuda:0 (default: CUDA if available)")
     p.add_argument("--project", default=defaults.project)
     p.add_argument("--name", default=defaults.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 from collections import defaultdict
@@ -136,7 +137,7 @@ class Trainer:
         self.train_loader = build_dataloader(
             self.train_set,
             self.batch_per_process,
-            workers=o.workers,
+            workers=self.workers,
             shuffle=not o.rect,
             rank=self.rank,
             world_size=self.world_size,
@@ -159,7 +160,7 @@ class Trainer:
                 cache_images=self._cache_images(self.data.val),
             )
             self.val_loader = build_dataloader(
-                self.val_set, self.batch_per_process * 2, workers=o.workers, shuffle=False
+                self.val_set, self.batch_per_process * 2, workers=self.workers, shuffle=False
             )
 
     def _cache_images(self, source: Any) -> bool:
@@ -329,7 +330,7 @@ class Trainer:
             max(round(self.hyp["warmup_epochs"] * nb), o.min_warmup_iters) if self.hyp["warmup_epochs"] > 0 else -1
         )
         LOGGER.info(
-            f"Image sizes {o.imgsz} train, {o.imgsz} val; {o.workers} dataloader workers; "
+            f"Image sizes {o.imgsz} train, {o.imgsz} val; {self.workers} dataloader workers; "
             f"logging to {self.save_dir}; starting training for {o.epochs} epochs..."
         )
         started = time.time()
@@ -549,6 +550,21 @@ class Trainer:
     def _run_callbacks(self, event: str) -> None:
         for callback in self.callbacks[event]:
             callback(self)
+
+
+def resolve_workers(requested: int | None, device: torch.device) -> int:
+    """Data loader workers: as requested, else 0 on CPU and min(8, cores) on CUDA.
+
+    On CPU the training process itself grows to gigabytes; the loader forks its workers anew every epoch, and
+    each fork makes the trainer copy-on-write fault through that memory: measured on the trees data, the first
+    step of every epoch took 19 s instead of 6 s with 2 workers, while loading cached images in-process costs
+    under a second per epoch.
+    """
+    if requested is not None:
+        if requested < 0:
+            raise TrainingError(f"--workers {requested}: must be >= 0")
+        return requested
+    return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
 
 
 def set_batchnorm_momentum(model: nn.Module, momentum: float) -> None:
