@@ -117,6 +117,7 @@ class Trainer:
 
         o = self.options
         nc = 1 if o.single_cls else self.data.nc
+        self.workers = resolve_workers(o.workers, self.device)
         self.batch_per_process = max(o.batch_size // self.world_size, 1)
         stride = int(model.stride.max())
         with dist_utils.main_process_first():
