@@ -338,6 +338,8 @@ class Trainer:
         for epoch in range(self.start_epoch, o.epochs):
             self.epoch = epoch
             train_losses = self._train_one_epoch(epoch, nb)
+            # The rates this epoch trained with (its last warm-up values), logged as the references log them.
+            lrs = [g["lr"] for g in self.optimizer.param_groups]
             self.scheduler.step()
             if self.is_main:
                 final_epoch = epoch + 1 == o.epochs
@@ -346,7 +348,6 @@ class Trainer:
                 improved = fitness > self.best_fitness
                 if improved:
                     self.best_fitness, self.best_epoch = fitness, epoch
-                lrs = [g["lr"] for g in self.optimizer.param_groups]
                 self.results.append(
                     epoch,
                     [

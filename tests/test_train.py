@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from engine.train_options import TrainOptions
 from engine.trainer import Trainer, TrainingError, train
@@ -69,6 +70,12 @@ def test_resume_is_exact_and_run_files_exist(tiny_data: Path, tmp_path: Path) ->
 
     rows = (resumed / "results.csv").read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]
+    # Both epochs lie inside the 3-epoch warm-up, so the logged bias rate (the one epoch 0 trained with) is
+    # still falling from warmup_bias_lr towards lr0: above it, not the scheduler's value for the next epoch.
+    header = rows[0].split(",")
+    bias_lrs = [float(r.split(",")[header.index("lr/pg2")]) for r in rows[1:]]
+    lr0 = yaml.safe_load((straight / "hyp.yaml").read_text())["lr0"]
+    assert bias_lrs[0] > bias_lrs[1] > lr0, bias_lrs
     for name in (
         "results.csv",
         "results.png",
