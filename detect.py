@@ -28,7 +28,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: the newest <runs-dir>/train/*/weights/best.pt)",
     )
     p.add_argument("--source", default="data/images", help="file, folder, glob, video, webcam index, .txt list, URL")
-    p.add_argument("--imgsz", "--img", "--img-size", nargs="+", type=int, default=[640], help="inference size h [w]")
+    p.add_argument(
+        "--imgsz",
+        "--img",
+        "--img-size",
+        nargs="+",
+        type=int,
+        default=None,
+        help="inference size h [w] (default: the size the model was trained or exported at)",
+    )
     p.add_argument("--conf-thres", type=float, default=0.25, help="confidence threshold")
     p.add_argument("--iou-thres", type=float, default=0.45, help="NMS IoU threshold")
     p.add_argument("--max-det", type=int, default=1000, help="maximum detections per image")

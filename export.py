@@ -26,7 +26,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--weights", default=None, help="checkpoint .pt (default: the newest <runs-dir>/train/*/weights/best.pt)"
     )
     p.add_argument("--include", nargs="+", default=["torchscript", "onnx"], choices=FORMATS, help="formats to write")
-    p.add_argument("--imgsz", "--img", "--img-size", nargs="+", type=int, default=[640], help="input size h [w]")
+    p.add_argument(
+        "--imgsz",
+        "--img",
+        "--img-size",
+        nargs="+",
+        type=int,
+        default=None,
+        help="input size h [w] (default: the size the model was trained at)",
+    )
     p.add_argument("--batch", "--batch-size", dest="batch", type=int, default=1, help="batch size of the export")
     p.add_argument("--dynamic", action="store_true", help="free batch, height and width axes")
     p.add_argument("--simplify", action="store_true", help="simplify the ONNX graph (needs onnxsim)")

@@ -29,7 +29,7 @@ class Detector:
         self,
         weights: str | Path | nn.Module,
         device: str = "",
-        imgsz: int | Sequence[int] = 640,
+        imgsz: int | Sequence[int] | None = None,
         conf_thres: float = 0.25,
         iou_thres: float = 0.45,
         classes: list[int] | None = None,

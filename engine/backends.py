@@ -12,6 +12,7 @@ import copy
 import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from utils.torch_utils import select_device
 
 SUFFIXES = {".pt": "pytorch", ".torchscript": "torchscript", ".onnx": "onnx", ".xml": "openvino"}
 OPENVINO_DIR_SUFFIX = "_openvino_model"
+DEFAULT_IMGSZ = 640  # for models that carry no size of their own (a DetectionModel built in memory)
 
 
 class Backend(ABC):
@@ -35,6 +37,7 @@ class Backend(ABC):
         self.metadata = metadata
         self.device = device
         self.fp16 = fp16
+        self.train_args: dict[str, Any] = {}  # options of the training run, where the file keeps them (.pt)
         if fp16 and device.type != "cuda":
             raise ValueError(f"{path}: half-precision (fp16) models run on CUDA only; this device is {device}")
 
@@ -61,6 +64,14 @@ class Backend(ABC):
     def imgsz(self) -> list[int] | None:
         """(h, w) the model was exported at; None for a PyTorch checkpoint."""
         return self.metadata.imgsz
+
+    @property
+    def default_imgsz(self) -> list[int]:
+        """The input size to use when none is asked for: the export's, else the training run's, else 640."""
+        if self.imgsz:
+            return list(self.imgsz)
+        trained = int(self.train_args.get("imgsz") or DEFAULT_IMGSZ)
+        return [trained, trained]
 
     @abstractmethod
     def infer(self, images: torch.Tensor) -> torch.Tensor:
@@ -118,6 +129,7 @@ class PyTorchBackend(Backend):
         model = model if owned else copy.deepcopy(model)
         model = model.eval().fuse() if hasattr(model, "fuse") else model.eval()
         self.model = model.to(device).half() if fp16 else model.to(device).float()
+        self.train_args = dict(getattr(model, "train_args", {}))
 
     @classmethod
     def load(cls, path: Path, device: torch.device, fp16: bool = False) -> PyTorchBackend:

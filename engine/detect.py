@@ -85,7 +85,7 @@ def save_crops(
 def detect(
     source: str | Path | int | np.ndarray | Sequence = "data/images",
     weights: str | Path | None = None,
-    imgsz: int | Sequence[int] = 640,
+    imgsz: int | Sequence[int] | None = None,
     conf_thres: float = 0.25,
     iou_thres: float = 0.45,
     max_det: int = 1000,

@@ -176,7 +176,7 @@ def _latency_ms(run: Callable[[torch.Tensor], torch.Tensor], example: torch.Tens
 def export(
     weights: str | Path | None = None,
     include: Sequence[str] = ("torchscript", "onnx"),
-    imgsz: int | Sequence[int] = 640,
+    imgsz: int | Sequence[int] | None = None,
     batch: int = 1,
     dynamic: bool = False,
     simplify: bool = False,
@@ -210,7 +210,7 @@ def export(
     for p in model.parameters():
         p.requires_grad_(False)
     stride = int(max(float(s) for s in model.stride))
-    size = check_imgsz(imgsz, stride)
+    size = check_imgsz(imgsz or reference.train_args.get("imgsz") or 640, stride)  # default: the training size
     metadata = ModelMetadata.from_model(
         model, imgsz=list(size), batch=None if dynamic else batch, dynamic=dynamic, half=half
     )

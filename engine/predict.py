@@ -121,7 +121,7 @@ class Predictor:
     def __init__(
         self,
         backend: Backend,
-        imgsz: int | Sequence[int] = 640,
+        imgsz: int | Sequence[int] | None = None,
         conf_thres: float = 0.25,
         iou_thres: float = 0.45,
         classes: list[int] | None = None,
@@ -130,6 +130,7 @@ class Predictor:
         rect: bool | None = None,
     ) -> None:
         self.backend = backend
+        imgsz = backend.default_imgsz if imgsz is None else imgsz
         if not backend.dynamic and backend.imgsz is not None:
             fixed = tuple(backend.imgsz)
             requested = check_imgsz(imgsz, backend.stride)

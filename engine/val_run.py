@@ -58,24 +58,14 @@ def _validation_imgsz(backend: Backend, requested: int) -> tuple[int, bool]:
     return size, False
 
 
-def _training_defaults(weights: Path) -> dict[str, Any]:
-    """The data and image size a checkpoint was trained with (empty for exported files)."""
-    if weights.suffix != ".pt":
-        return {}
-    from utils.checkpoint import load_checkpoint
-
-    return load_checkpoint(weights).get("train_args") or {}
-
-
 def run_val(options: ValOptions) -> ValidationResult:
     """Validate weights on a data split; returns the metrics (and writes plots, txt and JSON as asked)."""
     if options.task not in TASKS:
         raise ValueError(f"--task {options.task!r}: use one of {', '.join(TASKS)}")
     weights = resolve_weights(options.weights, options.runs_dir)
     backend = load_backend(weights, options.device, options.half)
-    trained = _training_defaults(weights)
-    data_name = options.data or trained.get("data") or "trees.yaml"
-    requested_imgsz = options.imgsz or trained.get("imgsz") or (max(backend.imgsz) if backend.imgsz else 640)
+    data_name = options.data or backend.train_args.get("data") or "trees.yaml"
+    requested_imgsz = options.imgsz or max(backend.default_imgsz)
     if not options.data or not options.imgsz:
         LOGGER.info(f"Validating on {data_name} at {requested_imgsz} px (from the checkpoint where not given)")
     data = load_data_config(data_name)

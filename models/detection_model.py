@@ -44,6 +44,8 @@ class DetectionModel(nn.Module):
         self.saved_slots = built.saved_slots
         self.in_channels = in_channels
         self.names: dict[int, str] = {i: f"class{i}" for i in range(self.config.nc)}
+        # Options of the run that trained these weights (filled from a checkpoint): inference defaults to its imgsz.
+        self.train_args: dict[str, Any] = {}
         self.is_fused = False
         if fused:
             self.fuse()

@@ -115,3 +115,20 @@ def test_select_device() -> None:
                 select_device(spec)
     else:
         assert select_device("cuda:0") == select_device(0) == torch.device("cuda:0")
+
+
+def test_default_input_size_is_the_training_size(tmp_path: Path) -> None:
+    """Without --imgsz, prediction and export use the size the checkpoint was trained at, as ultralytics does."""
+    from models.detection_model import DetectionModel
+    from utils.checkpoint import save_checkpoint
+
+    model = DetectionModel("yolov5n.yaml", nc=2)
+    weights = save_checkpoint(tmp_path / "trained96.pt", model, train_args={"imgsz": 96, "data": "trees.yaml"})
+    backend = load_backend(weights, "cpu")
+    assert backend.default_imgsz == [96, 96]
+    assert Predictor(backend).imgsz == (96, 96)
+    assert Predictor(backend, imgsz=128).imgsz == (128, 128)  # an explicit size wins
+    (result,) = export(weights, ["onnx"], latency_runs=1)
+    assert result.ok, result.error
+    assert load_backend(result.path, "cpu").default_imgsz == [96, 96]  # the export carries the size it was made at
+    assert load_backend(save_checkpoint(tmp_path / "untrained.pt", model), "cpu").default_imgsz == [640, 640]

@@ -109,4 +109,5 @@ def model_from_checkpoint(
     weights = ckpt.get("ema") if use_ema and ckpt.get("ema") is not None else ckpt["model"]
     model.load_state_dict(weights, strict=True)
     model.names = {int(k): v for k, v in ckpt.get("names", model.names).items()}
+    model.train_args = dict(ckpt.get("train_args") or {})
     return model.float()
