@@ -29,13 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--source", default="data/images", help="file, folder, glob, video, webcam index, .txt list, URL")
     p.add_argument(
-        "--imgsz",
-        "--img",
-        "--img-size",
-        nargs="+",
-        type=int,
-        default=None,
-        help="inference size h [w] (default: the size the model was trained or exported at)",
+        "--imgsz", "--img", "--img-size", nargs="+", type=int, help="inference size h [w] (default: the training size)"
     )
     p.add_argument("--conf-thres", type=float, default=0.25, help="confidence threshold")
     p.add_argument("--iou-thres", type=float, default=0.45, help="NMS IoU threshold")

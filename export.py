@@ -27,13 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--include", nargs="+", default=["torchscript", "onnx"], choices=FORMATS, help="formats to write")
     p.add_argument(
-        "--imgsz",
-        "--img",
-        "--img-size",
-        nargs="+",
-        type=int,
-        default=None,
-        help="input size h [w] (default: the size the model was trained at)",
+        "--imgsz", "--img", "--img-size", nargs="+", type=int, help="input size h [w] (default: the training size)"
     )
     p.add_argument("--batch", "--batch-size", dest="batch", type=int, default=1, help="batch size of the export")
     p.add_argument("--dynamic", action="store_true", help="free batch, height and width axes")
