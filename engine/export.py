@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn as nn
 
-from engine.backends import OPENVINO_DIR_SUFFIX, load_backend
+from engine.backends import DEFAULT_IMGSZ, OPENVINO_DIR_SUFFIX, load_backend
 from engine.imgsz import check_imgsz
 from engine.metadata import ModelMetadata
 from engine.weights import resolve_weights
@@ -210,7 +210,7 @@ def export(
     for p in model.parameters():
         p.requires_grad_(False)
     stride = int(max(float(s) for s in model.stride))
-    size = check_imgsz(imgsz or reference.train_args.get("imgsz") or 640, stride)  # default: the training size
+    size = check_imgsz(imgsz or reference.train_args.get("imgsz") or DEFAULT_IMGSZ, stride)  # default: training size
     metadata = ModelMetadata.from_model(
         model, imgsz=list(size), batch=None if dynamic else batch, dynamic=dynamic, half=half
     )

@@ -14,8 +14,9 @@ import torch
 from engine.backends import load_backend
 from engine.export import export
 from engine.predict import Predictor
+from models.detection_model import DetectionModel
 from tests.engine_helpers import match_detections, shared_checkpoint, shared_exports, write_image
-from utils.checkpoint import model_from_checkpoint
+from utils.checkpoint import model_from_checkpoint, save_checkpoint
 from utils.compare import relative_max_difference
 from utils.torch_utils import select_device
 
@@ -119,9 +120,6 @@ def test_select_device() -> None:
 
 def test_default_input_size_is_the_training_size(tmp_path: Path) -> None:
     """Without --imgsz, prediction and export use the size the checkpoint was trained at, as ultralytics does."""
-    from models.detection_model import DetectionModel
-    from utils.checkpoint import save_checkpoint
-
     model = DetectionModel("yolov5n.yaml", nc=2)
     weights = save_checkpoint(tmp_path / "trained96.pt", model, train_args={"imgsz": 96, "data": "trees.yaml"})
     backend = load_backend(weights, "cpu")
