@@ -1,4 +1,4 @@
-"""Helpers shared by tests: configs to iterate over and a small config writer."""
+"""Helpers shared by tests: configs to iterate over, a small config writer, the loss gains the loss tests use."""
 
 from __future__ import annotations
 
@@ -8,6 +8,19 @@ from typing import Any
 import yaml
 
 from models.config import available_configs, read_yaml
+
+# The loss gains of the references' scratch hyperparameters, without augmentation keys: what the loss tests feed.
+ANCHOR_HYP = {
+    "box": 0.05,
+    "cls": 0.5,
+    "cls_pw": 1.0,
+    "obj": 1.0,
+    "obj_pw": 1.0,
+    "anchor_t": 4.0,
+    "fl_gamma": 0.0,
+    "label_smoothing": 0.0,
+}
+DFL_HYP = {"box": 7.5, "cls": 0.5, "dfl": 1.5, "label_smoothing": 0.0}
 
 
 def config_cases(scales: tuple[str, ...] = ("n",)) -> list[tuple[str, str | None]]:

@@ -14,6 +14,7 @@ import torch
 from losses import AnchorLoss, DFLLoss
 from models.heads.anchor_detect import AnchorDetect
 from models.heads.dfl_detect import DFLDetect
+from tests.helpers import ANCHOR_HYP, DFL_HYP
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "reference_losses.json").read_text())
 TARGETS = torch.tensor(
@@ -29,17 +30,6 @@ TARGETS = torch.tensor(
 ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
 HEIGHT, WIDTH, NC, BATCH = 128, 96, 3, 2  # a rectangular input: rows and columns must not be swapped
 SHAPES = [(HEIGHT // s, WIDTH // s) for s in (8, 16, 32)]
-ANCHOR_HYP = {
-    "box": 0.05,
-    "cls": 0.5,
-    "cls_pw": 1.0,
-    "obj": 1.0,
-    "obj_pw": 1.0,
-    "anchor_t": 4.0,
-    "fl_gamma": 0.0,
-    "label_smoothing": 0.0,
-}
-DFL_HYP = {"box": 7.5, "cls": 0.5, "dfl": 1.5, "label_smoothing": 0.0}
 
 
 def wave(shape: tuple[int, ...], phase: float) -> torch.Tensor:

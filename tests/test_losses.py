@@ -13,18 +13,8 @@ from losses import AnchorLoss, DFLLoss, build_anchor_targets, build_loss, distri
 from losses.anchor_loss import objectness_balance, scaled_gains
 from losses.bce import FocalBCEWithLogits, smooth_bce_targets
 from models.detection_model import DetectionModel
+from tests.helpers import ANCHOR_HYP, DFL_HYP
 
-ANCHOR_HYP = {
-    "box": 0.05,
-    "cls": 0.5,
-    "cls_pw": 1.0,
-    "obj": 1.0,
-    "obj_pw": 1.0,
-    "anchor_t": 4.0,
-    "fl_gamma": 0.0,
-    "label_smoothing": 0.0,
-}
-DFL_HYP = {"box": 7.5, "cls": 0.5, "dfl": 1.5, "label_smoothing": 0.0}
 HYPS = {"anchor": ANCHOR_HYP, "dfl": DFL_HYP}
 TARGETS = torch.tensor([[0, 0, 0.5, 0.5, 0.4, 0.5], [1, 1, 0.3, 0.6, 0.3, 0.2], [1, 0, 0.7, 0.3, 0.4, 0.4]])
 
