@@ -166,16 +166,7 @@ class YoloDataset(Dataset):
             labels = self._pixel_labels(index, content_w, content_h, pad_w, pad_h)
             shape_info = ((h0, w0), ((content_h / h0, content_w / w0), (pad_w, pad_h)))
             if self.augment:
-                image, labels = random_perspective(
-                    image,
-                    labels,
-                    rng,
-                    hyp["degrees"],
-                    hyp["translate"],
-                    hyp["scale"],
-                    hyp["shear"],
-                    hyp["perspective"],
-                )
+                image, labels = self._random_perspective(image, labels, rng)
         if self.augment:
             image = augment_hsv(image, rng, hyp["hsv_h"], hyp["hsv_s"], hyp["hsv_v"])
             if rng.random() < hyp["flipud"]:
@@ -236,17 +227,15 @@ class YoloDataset(Dataset):
             images.append(image)
             labels.append(self._pixel_labels(i, w, h, 0, 0))
         canvas, labels = mosaic4(images, labels, size, centre)
+        return self._random_perspective(canvas, labels, rng, border=(-(size // 2), -(size // 2)))
+
+    def _random_perspective(
+        self, image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, border: tuple[int, int] = (0, 0)
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`random_perspective` with this dataset's geometric hyperparameters."""
         hyp = self.hyp
         return random_perspective(
-            canvas,
-            labels,
-            rng,
-            hyp["degrees"],
-            hyp["translate"],
-            hyp["scale"],
-            hyp["shear"],
-            hyp["perspective"],
-            border=(-(size // 2), -(size // 2)),
+            image, labels, rng, hyp["degrees"], hyp["translate"], hyp["scale"], hyp["shear"], hyp["perspective"], border
         )
 
     # -- batching -----------------------------------------------------------------------------------------
