@@ -65,6 +65,10 @@ class YoloDataset(Dataset):
     same whenever it is asked for with the same `set_epoch`, in any worker and after any resume.
     With `rect=True` images are reordered by aspect ratio and letterboxed per batch of `batch_size` to a
     stride-multiple shape: iterate in order (no shuffle) with the same batch size.
+
+    `nc` is the class count of the data set (its YAML's `names`): labels are checked against it as written.
+    `single_cls` merges every class into 0 after that check, so a multi-class data set trains and validates
+    as one class while a class id the data set does not have is still reported.
     """
 
     def __init__(
@@ -104,7 +108,7 @@ class YoloDataset(Dataset):
         self.shapes: np.ndarray = scan.shapes
         self.problems: list[Problem] = scan.problems
         self.counts: dict[str, int] = scan.counts
-        if single_cls:
+        if single_cls:  # after the checks against the data set's own nc, never instead of them
             for x in self.labels:
                 x[:, 0] = 0
 

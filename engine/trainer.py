@@ -116,7 +116,6 @@ class Trainer:
         from dataio.loader import build_dataloader
 
         o = self.options
-        nc = 1 if o.single_cls else self.data.nc
         self.workers = resolve_workers(o.workers, self.device)
         self.batch_per_process = max(o.batch_size // self.world_size, 1)
         stride = int(model.stride.max())
@@ -130,7 +129,7 @@ class Trainer:
                 stride=stride,
                 batch_size=self.batch_per_process,
                 single_cls=o.single_cls,
-                nc=nc,
+                nc=self.data.nc,  # the data's classes; --single-cls merges them after
                 seed=o.seed,
                 prefix="train: ",
                 cache_images=self._cache_images(self.data.train),
@@ -155,7 +154,7 @@ class Trainer:
                 batch_size=self.batch_per_process * 2,
                 pad=0.5,
                 single_cls=o.single_cls,
-                nc=nc,
+                nc=self.data.nc,  # the data's classes; --single-cls merges them after
                 seed=o.seed,
                 prefix="val: ",
                 cache_images=self._cache_images(self.data.val),

@@ -85,7 +85,7 @@ def run_val(options: ValOptions) -> ValidationResult:
         batch_size=batch,
         pad=0.5,
         single_cls=options.single_cls,
-        nc=None if options.single_cls else data.nc,
+        nc=data.nc,  # labels are checked against the data's classes; --single-cls merges them after
         prefix=f"{options.task}: ",
     )
     loader = build_dataloader(dataset, batch, workers=options.workers, shuffle=False)

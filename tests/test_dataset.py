@@ -284,3 +284,22 @@ def test_cache_images_in_ram_gives_same_items(data_yaml: Path) -> None:
     ram = YoloDataset(source, imgsz=IMGSZ, augment=True, nc=3, cache_images=True)
     for i in range(3):
         assert torch.equal(disk[i][0], ram[i][0]) and torch.equal(disk[i][1], ram[i][1])
+
+
+def test_single_cls_checks_the_data_classes_then_merges(data_yaml: Path, tmp_path: Path) -> None:
+    data = load_data_config(data_yaml)
+    merged = YoloDataset(data.train, imgsz=IMGSZ, single_cls=True, nc=data.nc, cache_dir=tmp_path)
+    assert merged.counts["usable"] == merged.counts["found"] == 12
+    assert all((x[:, 0] == 0).all() for x in merged.labels)
+    assert merged.counts["boxes"] == sum(len(x) for x in merged.labels) > 0
+
+    # a class the data set does not have is still reported and skipped, with single_cls as without
+    bad = tmp_path / "bad"
+    (bad / "images").mkdir(parents=True)
+    (bad / "labels").mkdir()
+    for name, cls in (("a", 0), ("b", 3)):
+        (bad / "images" / f"{name}.png").write_bytes((Path(data.train[0]) / "train_000.png").read_bytes())
+        (bad / "labels" / f"{name}.txt").write_text(f"{cls} 0.5 0.5 0.2 0.2\n")
+    checked = YoloDataset(str(bad / "images"), imgsz=IMGSZ, single_cls=True, nc=data.nc)
+    assert [Path(f).name for f in checked.image_files] == ["a.png"]
+    assert [p.message for p in checked.problems] == ["line 1: class 3 >= nc=3"]

@@ -13,6 +13,7 @@ import yaml
 
 from engine.train_options import TrainOptions
 from engine.trainer import Trainer, TrainingError, train
+from engine.val_run import ValOptions, run_val
 from utils.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,3 +143,36 @@ def test_ddp_two_cpu_processes(tiny_data: Path, tmp_path: Path) -> None:
     assert (run / "weights" / "last.pt").is_file()
     assert len((run / "results.csv").read_text().strip().splitlines()) == 2  # header + one epoch, rank 0 only
     assert "python val.py --weights" in result.stdout
+
+
+def test_single_cls_trains_on_multi_class_data(tmp_path: Path) -> None:
+    """--single-cls on a 3-class set: every image is used (classes merged after the checks), the model has nc=1."""
+    from tests.synthetic_data import make_synthetic_dataset
+
+    data = make_synthetic_dataset(tmp_path / "data", n_train=4, n_val=2, imgsz=64, nc=3, objects=(3, 3))
+    label_files = (tmp_path / "data" / "labels").rglob("*.txt")
+    classes = {row.split()[0] for f in label_files for row in f.read_text().splitlines()}
+    assert len(classes) > 1
+    trainer = Trainer(
+        options(data, tmp_path / "runs", cfg="yolov5n.yaml", imgsz=64, epochs=1, single_cls=True, noplots=True)
+    )
+    run = trainer.train()
+    for dataset, n in ((trainer.train_set, 4), (trainer.val_set, 2)):
+        assert dataset.counts["usable"] == n and not dataset.problems
+        assert all((x[:, 0] == 0).all() for x in dataset.labels)
+    ckpt = load_checkpoint(run / "weights" / "last.pt")
+    assert ckpt["model_yaml"]["nc"] == 1 and ckpt["names"] == {0: "item"}
+
+    # val.py --single-cls on the same 3-class data takes the same rule: every image and box is scored
+    result = run_val(
+        ValOptions(
+            weights=str(run / "weights" / "last.pt"),
+            data=str(data),
+            single_cls=True,
+            plots=False,
+            workers=0,
+            project=str(tmp_path / "val"),
+        )
+    )
+    assert [row["name"] for row in result.per_class] == ["item"]
+    assert result.per_class[0]["instances"] == sum(len(x) for x in trainer.val_set.labels) == 6
