@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+import torchvision
+import yaml
+from torchvision.models.feature_extraction import create_feature_extractor
 
+from engine.train_options import TrainOptions
+from engine.trainer import Trainer
 from models.backbones.mobileone import MobileOneS0
 from models.backbones.weights import BackboneWeightsError, load_backbone_weights, load_stage_weights
 from models.config import ConfigError
 from models.detection_model import DetectionModel
+from models.reparam import randomize_batchnorm
+from utils.compare import relative_max_difference
 
 
 def same_tensors(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> bool:
@@ -107,3 +115,94 @@ def test_fused_stage_refuses_training_form_weights(checkpoint: tuple[Path, dict]
     path, _ = checkpoint
     with pytest.raises(BackboneWeightsError, match=f"{path}: training-form .* before fusing"):
         load_stage_weights(MobileOneS0(3, 0.25, None, True), path)
+
+
+# -- one loading path for every kind of backbone: the YAML argument and --backbone-weights agree ------------
+Levels = Callable[[torch.nn.Module, torch.Tensor], list[torch.Tensor]]  # (our stage, image) -> reference maps
+
+
+def _own_reference(width: float) -> tuple[torch.nn.Module, Levels]:
+    model = randomize_batchnorm(MobileOneS0(3, width)).eval()
+    return model, lambda _stage, image: model(image)
+
+
+def _timm_reference(name: str) -> tuple[torch.nn.Module, Levels]:
+    timm = pytest.importorskip("timm", reason="timm is the reference implementation (a test dependency)")
+    model = randomize_batchnorm(timm.create_model(name)).eval()
+    return model, lambda _stage, image: model.forward_intermediates(image, intermediates_only=True)
+
+
+def _torchvision_reference(name: str) -> tuple[torch.nn.Module, Levels]:
+    model = randomize_batchnorm(torchvision.models.get_model(name, weights=None)).eval()
+
+    def levels(stage: torch.nn.Module, image: torch.Tensor) -> list[torch.Tensor]:
+        return list(create_feature_extractor(model, return_nodes=stage.return_nodes).eval()(image).values())
+
+    return model, levels
+
+
+BACKBONE_KINDS = {  # YAML module, its args before `weights`, the reference classifier the checkpoint comes from
+    "ours": ("MobileOneS0", [0.25], lambda: _own_reference(0.25)),
+    "timm": ("TimmBackbone", ["mobilenetv3_small_050"], lambda: _timm_reference("mobilenetv3_small_050")),
+    "torchvision": (
+        "TorchvisionBackbone",
+        ["mobilenet_v3_small"],
+        lambda: _torchvision_reference("mobilenet_v3_small"),
+    ),
+}
+
+
+def detector_config(module: str, args: list) -> dict:
+    """A small YOLO11-style detector on a five-level backbone stage (P3, P4 = slots 2, 3; P5 flows on)."""
+    return {
+        "nc": 2,
+        "scales": {"n": [0.5, 0.25, 1024]},
+        "backbone": [[-1, 1, module, args], [-1, 1, "SPPF", [256, 5]]],
+        "head": [
+            [-1, 1, "nn.Upsample", ["None", 2, "nearest"]],
+            [[-1, 3], 1, "Concat", [1]],
+            [-1, 1, "C3k2", [128, False]],  # 8
+            [-1, 1, "nn.Upsample", ["None", 2, "nearest"]],
+            [[-1, 2], 1, "Concat", [1]],
+            [-1, 1, "C3k2", [64, False]],  # 11
+            [[11, 8, 5], 1, "Detect", ["nc"]],
+        ],
+    }
+
+
+@pytest.mark.parametrize("kind", list(BACKBONE_KINDS))
+def test_yaml_weights_and_backbone_weights_option_load_the_same(kind: str, tiny_data: Path, tmp_path: Path) -> None:
+    """A reference classifier's checkpoint loads the same through the YAML `weights` argument and through
+    train.py's --backbone-weights, and the stage then reproduces the reference's feature maps."""
+    module, args, make_reference = BACKBONE_KINDS[kind]
+    torch.manual_seed(3)
+    reference, reference_levels = make_reference()
+    path = tmp_path / f"{kind}.pth"
+    torch.save(reference.state_dict(), path)
+
+    from_yaml = DetectionModel(detector_config(module, [*args, str(path)])).model[0]
+    cfg = tmp_path / f"{kind}.yaml"
+    cfg.write_text(yaml.safe_dump(detector_config(module, args)))
+    trainer = Trainer(
+        TrainOptions(
+            cfg=str(cfg),
+            data=str(tiny_data),
+            backbone_weights=str(path),
+            imgsz=64,
+            batch_size=2,
+            workers=0,
+            device="cpu",
+            project=str(tmp_path / "runs"),
+            noplots=True,
+        )
+    )
+    trainer.setup()
+    from_option = trainer.model.model[0]
+    a, b = from_yaml.state_dict(), from_option.state_dict()
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+    image = torch.rand(1, 3, 64, 64)  # the same tensors give the same maps: one comparison covers both routes
+    with torch.no_grad():
+        assert relative_max_difference(reference_levels(from_yaml, image), from_yaml.eval()(image)) <= 1e-5

@@ -11,6 +11,7 @@ import torch
 
 from models.backbones.levels import deepest_per_level, pyramid_level
 from models.backbones.torchvision_backbone import TorchvisionBackbone
+from models.backbones.weights import BackboneWeightsError
 from models.config import ConfigError
 from models.detection_model import DetectionModel
 from models.reparam import has_batchnorm, randomize_batchnorm
@@ -77,6 +78,19 @@ def test_timm_local_weights(tmp_path, timm) -> None:
     with torch.no_grad():
         expected = full.forward_intermediates(image, intermediates_only=True)
         assert relative_max_difference(expected, stage(image)) == 0
+    # timm's features-only model as the checkpoint: the same tensors
+    features = timm.create_model("mobilenetv3_small_050", features_only=True)
+    torch.save(features.state_dict(), tmp_path / "features.pth")
+    from_features = TimmBackbone(3, "mobilenetv3_small_050", str(tmp_path / "features.pth"))
+    assert all(
+        torch.equal(a, b) for a, b in zip(from_features.body.state_dict().values(), features.state_dict().values())
+    )
+    # timm's loader keeps what it cannot place at random init without a word; ours says the file does not fit
+    torch.save({"head.weight": torch.zeros(3)}, tmp_path / "other.pth")
+    with pytest.raises(
+        BackboneWeightsError, match=r"other\.pth: no tensor matches TimmBackbone \(checkpoint names: head"
+    ):
+        TimmBackbone(3, "mobilenetv3_small_050", str(tmp_path / "other.pth"))
     with pytest.raises(ValueError, match="download"):
         TimmBackbone(3, "mobilenetv3_small_050", True)
     with pytest.raises(ValueError, match="unknown timm model 'resnett18'.*resnet18"):

@@ -95,10 +95,10 @@ def test_equal_to_timm_features(variant: str) -> None:
 def test_converter_full_classifier_checkpoint() -> None:
     full = perturb(timm.create_model("inception_next_atto", pretrained=False)).eval()
     ours = InceptionNeXtAtto().eval()
-    converted = ours.convert_timm_state_dict(full.state_dict())
+    converted = ours.convert_state_dict(full.state_dict())
     assert set(converted) == set(ours.state_dict())  # head.* dropped, everything else mapped
     features = timm.create_model("inception_next_atto", pretrained=False, features_only=True)
-    assert set(ours.convert_timm_state_dict(features.state_dict())) == set(ours.state_dict())
+    assert set(ours.convert_state_dict(features.state_dict())) == set(ours.state_dict())
     load_stage_weights(ours, full.state_dict())
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():

@@ -73,7 +73,7 @@ def test_equal_to_timm(timm_name: str, timm_features) -> None:
     assert [f.stride for f in ours.feature_info] == reference.feature_info.reduction()
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters())
 
-    ours.load_state_dict(ours.convert_timm_state_dict(reference.state_dict()), strict=True)
+    ours.load_state_dict(ours.convert_state_dict(reference.state_dict()), strict=True)
     image = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         expected, got = reference(image), ours(image)
@@ -93,7 +93,7 @@ def test_converter_takes_full_classifier_checkpoints(timm_features) -> None:
     try:
         reference.load_state_dict({k: v for k, v in full.state_dict().items() if k in saved}, strict=True)
         ours = MobileNetV4HybridMedium(3).eval()
-        converted = ours.convert_timm_state_dict(full.state_dict())  # conv_head / norm_head / classifier dropped
+        converted = ours.convert_state_dict(full.state_dict())  # conv_head / norm_head / classifier dropped
         assert not any(k.startswith(("conv_head", "norm_head", "classifier")) for k in converted)
         ours.load_state_dict(converted, strict=True)
         image = torch.randn(1, 3, 64, 64)
@@ -106,13 +106,13 @@ def test_converter_takes_full_classifier_checkpoints(timm_features) -> None:
 def test_converter_refuses_other_variants_and_widths(timm_features) -> None:
     small = timm_features("mobilenetv4_conv_small").state_dict()
     with pytest.raises(ValueError, match="do not belong to this variant|lacks"):
-        MobileNetV4ConvMedium(3).convert_timm_state_dict(small)
+        MobileNetV4ConvMedium(3).convert_state_dict(small)
     with pytest.raises(ValueError, match="shape .* width"):
-        MobileNetV4ConvSmall(3, 0.75).convert_timm_state_dict(small)
+        MobileNetV4ConvSmall(3, 0.75).convert_state_dict(small)
     fused = MobileNetV4ConvSmall(3)
     reparameterize_model(fused)
     with pytest.raises(ValueError, match="unfused"):
-        fused.convert_timm_state_dict(small)
+        fused.convert_state_dict(small)
 
 
 def test_weights_argument(tmp_path, timm_features) -> None:

@@ -136,7 +136,7 @@ def test_equal_to_timm_features(variant: str) -> None:
 def test_converter_full_classifier_and_deploy_checkpoints() -> None:
     ours = MobileOneS0().eval()
     full = perturb(timm.create_model("mobileone_s0", pretrained=False)).eval()
-    converted = ours.convert_timm_state_dict(full.state_dict())
+    converted = ours.convert_state_dict(full.state_dict())
     assert set(converted) == set(ours.state_dict())  # head.fc.* dropped, everything else mapped
     load_stage_weights(ours, full.state_dict())
     x = torch.randn(1, 3, 64, 64)

@@ -197,7 +197,7 @@ class InceptionNeXt(MultiOutputStage):
     """
 
     variant: str | None = None
-    timm_name: str | None = None  # the reference model whose checkpoints convert_timm_state_dict maps
+    timm_name: str | None = None  # the reference model whose checkpoints convert_state_dict maps
 
     def __init__(self, in_channels: int = 3, weights: str | bool | None = None, width: float = 1.0) -> None:
         super().__init__()
@@ -228,7 +228,7 @@ class InceptionNeXt(MultiOutputStage):
             outputs.append(x)
         return outputs
 
-    def convert_timm_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def convert_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Map a timm `inception_next_*` state dict (full or features-only) to our names; the head is dropped."""
         return rename_keys(state_dict, _TIMM_RULES, drop=_TIMM_DROP)
 

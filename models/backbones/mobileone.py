@@ -69,7 +69,7 @@ class MobileOneBackbone(MultiOutputStage):
     """
 
     variant: str | None = None
-    timm_name: str | None = None  # the reference model whose checkpoints convert_timm_state_dict maps
+    timm_name: str | None = None  # the reference model whose checkpoints convert_state_dict maps
 
     def __init__(
         self,
@@ -107,7 +107,7 @@ class MobileOneBackbone(MultiOutputStage):
             outputs.append(x)
         return outputs
 
-    def convert_timm_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def convert_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Map a timm `mobileone_s*` state dict (full or features-only, training or deploy form) to our names."""
         return rename_keys(state_dict, _TIMM_RULES, drop=_TIMM_DROP)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import torch.nn as nn
 
 from models.backbones.levels import pyramid_level
 from models.backbones.stage import MultiOutputStage
-from models.backbones.weights import read_state_dict, resolve_weights_argument
+from models.backbones.weights import load_stage_weights, resolve_weights_argument, under_prefix
 from models.layer_spec import FeatureSpec, register_layer
 from models.reparam import fold_batchnorm
 
@@ -47,8 +48,9 @@ def classification_models() -> list[str]:
 class TorchvisionBackbone(MultiOutputStage):
     """A torchvision classification model by name with its pyramid outputs derived from the model itself.
 
-    `weights` is None/False (random init) or a local state-dict file of the full classifier.
-    `reparameterize()` folds every BatchNorm that directly follows a convolution.
+    `weights` is None/False (random init) or a local state-dict file of the full classifier (or of this stage),
+    loaded like every backbone's by `load_stage_weights`. `reparameterize()` folds every BatchNorm that directly
+    follows a convolution.
     """
 
     def __init__(
@@ -65,22 +67,36 @@ class TorchvisionBackbone(MultiOutputStage):
             raise ValueError(f"TorchvisionBackbone: {model_name!r} is not a torchvision classification model{hint}")
         path = resolve_weights_argument(weights, "TorchvisionBackbone")
         model = torchvision.models.get_model(model_name, weights=None)
-        if path is not None:
-            model.load_state_dict(read_state_dict(path)[0], strict=True)
         model.eval()  # probes run one image; BatchNorm must use running statistics
 
         names, specs = _find_levels(model, model_name)
-        if in_channels != 3:
-            _replace_first_conv(model, in_channels)
+        # a checkpoint's 3-channel first conv cannot fill one adapted to other input channels
+        self.adapted_conv = _replace_first_conv(model, in_channels) if in_channels != 3 else None
         self.model_name = model_name
         self.return_nodes = names
         self.body = create_feature_extractor(model, return_nodes={name: str(i) for i, name in enumerate(names)})
         self.body.train()
         self.feature_info = specs
+        if path is not None:
+            load_stage_weights(self, path)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = self.body(x)
         return [features[str(i)] for i in range(len(self.return_nodes))]
+
+    def convert_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """This stage's names for a checkpoint of the torchvision classifier or of this stage: the feature
+        extractor keeps the classifier's module names under `body.`; what it dropped (the classifier) is left
+        over. With other input channels than 3 the checkpoint's first conv is left out (it keeps its init)."""
+        own = self.state_dict()
+        converted = under_prefix(state_dict, own.keys(), "body.")
+        if converted is None:
+            converted = {f"body.{k}": v for k, v in state_dict.items()}
+        if self.adapted_conv is not None:
+            weight = f"body.{self.adapted_conv}.weight"
+            if weight in converted and converted[weight].shape != own[weight].shape:
+                del converted[weight]
+        return converted
 
     @torch.no_grad()
     def reparameterize(self) -> None:
@@ -219,15 +235,15 @@ def _probe(model: nn.Module, size: tuple[int, int]) -> dict[str, _Call]:
     return calls
 
 
-def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
-    """Swap the first convolution that reads the 3-channel image for one reading `in_channels`."""
+def _replace_first_conv(model: nn.Module, in_channels: int) -> str:
+    """Swap the first convolution that reads the 3-channel image for one reading `in_channels`; its name."""
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d) and m.in_channels == 3:
             new = nn.Conv2d(
                 in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, 1, m.bias is not None
             )
             _set_submodule(model, name, new)
-            return
+            return name
     raise ValueError("TorchvisionBackbone: no 3-channel input convolution to adapt to in_channels")
 
 

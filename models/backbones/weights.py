@@ -1,16 +1,19 @@
-"""Loading ImageNet checkpoints into backbone stages.
+"""Loading ImageNet checkpoints into backbone stages: one path for every backbone.
 
-A stage that can take a reference (timm) checkpoint implements
-`convert_timm_state_dict(state_dict) -> dict` (timm names -> ours, classifier/head dropped). Loading reports
-how many tensors went into each part of the stage (`stem`, `stages.0`, ...), and loading nothing, or a
-tensor whose shape does not fit, is an error that names the file. Nothing is ever downloaded.
+The YAML `weights` argument (a stage's constructor calls `load_stage_weights` once it is built) and
+train.py's `--backbone-weights FILE` (`load_backbone_weights`, after the model is built) both end in
+`load_stage_weights`. A stage that can take a reference checkpoint (timm's, torchvision's) implements
+`convert_state_dict(state_dict) -> dict` (the checkpoint's names -> the stage's, classifier/head dropped);
+without it the checkpoint must use the stage's own names. Loading reports how many tensors went into each
+part of the stage (`stem`, `stages.0`, ...), and loading nothing, or a tensor whose shape does not fit, is an
+error that names the file. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +75,16 @@ def read_state_dict(path_or_state_dict: str | Path | StateDict) -> tuple[dict[st
     return tensors, source
 
 
+def under_prefix(state_dict: StateDict, own_keys: Collection[str], prefix: str) -> dict[str, torch.Tensor] | None:
+    """For a stage that wraps a model as `prefix` (e.g. `body.`): the checkpoint in the stage's names when it is
+    the stage's own (keys with the prefix) or the wrapped model's (every key found once the prefix is added);
+    None when it is neither (e.g. a full classifier whose head the stage dropped)."""
+    if any(k in own_keys for k in state_dict):
+        return dict(state_dict)
+    prefixed = {prefix + k: v for k, v in state_dict.items()}
+    return prefixed if prefixed and prefixed.keys() <= set(own_keys) else None
+
+
 def _load_torch(source: str) -> Any:
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
@@ -93,23 +106,23 @@ def _load_safetensors(source: str) -> dict[str, torch.Tensor]:
 
 def stage_group(key: str) -> str:
     """The part of a stage a tensor belongs to: `stem`, `stages.2`, ... (first name, plus its index if any)."""
-    parts = key.split(".")
+    parts = key.removeprefix("body.").split(".")  # a wrapped timm/torchvision model sits under `body.`
     if len(parts) > 2 and parts[1].isdigit():
         return f"{parts[0]}.{parts[1]}"
     return parts[0]
 
 
 def load_stage_weights(stage: nn.Module, path_or_state_dict: str | Path | StateDict) -> dict[str, int]:
-    """Load a checkpoint (timm or our own names) into `stage`; returns tensors loaded per stage group.
+    """Load a checkpoint (a reference's names or the stage's own) into `stage`; returns tensors loaded per group.
 
     Reads `torch.save` files with `weights_only=True` and `.safetensors` files (timm's hub format). A stage's
-    `convert_timm_state_dict` may refuse a checkpoint (ValueError), and its `prepare_for_state_dict(converted)`
+    `convert_state_dict` may refuse a checkpoint (ValueError), and its `prepare_for_state_dict(converted)`
     may adapt the stage (or refuse, with ValueError) before loading.
     Raises BackboneWeightsError naming the file when no tensor matches or when a matching name has another shape.
     """
     tensors, source = read_state_dict(path_or_state_dict)
     stage_name = type(stage).__name__
-    converter = getattr(stage, "convert_timm_state_dict", None)
+    converter = getattr(stage, "convert_state_dict", None)
     prepare = getattr(stage, "prepare_for_state_dict", None)
     try:  # a stage's own ValueError (wrong variant, fused stage, ...) is reported with the file's name
         converted = converter(tensors) if converter is not None else dict(tensors)
@@ -121,10 +134,11 @@ def load_stage_weights(stage: nn.Module, path_or_state_dict: str | Path | StateD
     own = stage.state_dict()
     matched = {k: v for k, v in converted.items() if k in own}
     if not matched:
-        example = ", ".join(list(converted)[:3]) or "no tensors"
+        names = list(converted) or list(tensors)  # a converter may place nothing: show what the file holds
+        example = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "") if names else "no tensors"
         raise BackboneWeightsError(
-            f"{source}: no tensor matches {stage_name} (checkpoint names after conversion: {example}, ...); "
-            "is it a checkpoint of this backbone?"
+            f"{source}: no tensor matches {stage_name} (checkpoint names{' after conversion' if converted else ''}: "
+            f"{example}); is it a checkpoint of this backbone?"
         )
     wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in matched.items() if v.shape != own[k].shape]
     if wrong:
@@ -134,7 +148,7 @@ def load_stage_weights(stage: nn.Module, path_or_state_dict: str | Path | StateD
         )
     stage.load_state_dict(matched, strict=False)
 
-    counts = dict(sorted(Counter(stage_group(k) for k in matched).items(), key=lambda kv: _group_order(kv[0])))
+    counts = dict(Counter(stage_group(k) for k in own if k in matched))  # groups in the stage's own order
     missing = [k for k in own if k not in matched]
     unused = [k for k in converted if k not in own]
     summary = ", ".join(f"{group} {n}" for group, n in counts.items())
@@ -146,11 +160,6 @@ def load_stage_weights(stage: nn.Module, path_or_state_dict: str | Path | StateD
     if unused:
         LOGGER.warning(f"{stage_name}: {len(unused)} tensors of {source} were not used, e.g. {unused[0]}")
     return counts
-
-
-def _group_order(group: str) -> tuple[int, int, str]:
-    name, _, index = group.partition(".")
-    return (0 if name == "stem" else 1, int(index) if index.isdigit() else -1, name)
 
 
 def load_backbone_weights(model: nn.Module, path: str | Path) -> dict[str, int]:

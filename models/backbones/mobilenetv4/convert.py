@@ -77,7 +77,7 @@ def timm_to_ours(stage: MobileNetV4, state_dict: Mapping[str, torch.Tensor]) -> 
     Raises ValueError naming the keys that belong to neither (a different model) or that are missing.
     """
     if any(isinstance(m, nn.Identity) and name.endswith(".bn") for name, m in stage.named_modules()):
-        raise ValueError("convert_timm_state_dict needs an unfused stage: load the weights, then fuse")
+        raise ValueError("convert_state_dict needs an unfused stage: load the weights, then fuse")
     prefixes = timm_prefix_map(stage)
     converted: dict[str, torch.Tensor] = {}
     unknown = []

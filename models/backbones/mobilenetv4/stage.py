@@ -66,7 +66,7 @@ class MobileNetV4(MultiOutputStage):
                 outputs.append(x)
         return outputs
 
-    def convert_timm_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def convert_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Map a timm `mobilenetv4_*` state dict (features-only or full classifier) onto this stage's keys.
 
         A state dict already in our layout is returned as it is; either way every key of the stage must be
