@@ -42,9 +42,10 @@ from engine.backends import DEFAULT_IMGSZ, OPENVINO_DIR_SUFFIX, load_backend
 from engine.imgsz import check_imgsz
 from engine.metadata import ModelMetadata
 from engine.weights import resolve_weights
-from utils.checkpoint import model_from_checkpoint
+from utils.checkpoint import CheckpointError, export_kind, model_from_checkpoint
 from utils.compare import relative_max_difference
 from utils.logging import LOGGER
+from utils.native_output import native_output_kept_on_success
 from utils.torch_utils import select_device
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("torchscript", "onnx", "openvino")
 DEFAULT_OPSET = 17
+MIN_OPSET = 9  # nearest upsampling (every neck has it) fails to export below 9: "upsample_nearest2d ... indexing"
 TOLERANCE = {False: 1e-4, True: 1e-2}  # relative max difference allowed: fp32, fp16
 
 
@@ -73,6 +75,26 @@ class ExportResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def max_opset() -> int:
+    """The highest opset the installed torch's TorchScript-based ONNX exporter writes (20 in torch 2.9-2.14)."""
+    from torch.onnx import _constants  # private, but the only place torch states it; 20 where it is missing
+
+    return int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20))
+
+
+def check_opset(opset: int) -> int:
+    """`opset` if this torch can write it and our layers export at it; otherwise a one-line ValueError naming
+    --opset and the range accepted (torch would print its whole IR graph before failing)."""
+    high = max_opset()
+    if not MIN_OPSET <= opset <= high:
+        raise ValueError(
+            f"--opset {opset}: use {MIN_OPSET}-{high} (default {DEFAULT_OPSET}); the ONNX exporter of the installed "
+            f"torch {torch.__version__.split('+')[0]} writes opsets up to {high}, and nearest upsampling needs "
+            f">= {MIN_OPSET}"
+        )
+    return opset
 
 
 def export_torchscript(model: nn.Module, example: torch.Tensor, path: Path, metadata: ModelMetadata) -> Path:
@@ -97,7 +119,8 @@ def export_onnx(
     import onnx
 
     dynamic_axes = {"images": {0: "batch", 2: "height", 3: "width"}, "output0": {0: "batch", 1: "anchors"}}
-    with warnings.catch_warnings():
+    # A failing export prints its whole TorchScript IR graph from C++ before raising: the exception is the message.
+    with warnings.catch_warnings(), native_output_kept_on_success():
         warnings.simplefilter("ignore")  # the exporter's deprecation notice and TracerWarnings
         torch.onnx.export(
             model,
@@ -199,12 +222,22 @@ def export(
         )
     if batch < 1:
         raise ValueError(f"--batch must be >= 1, got {batch}")
+    if {"onnx", "openvino"} & {f.lower() for f in include}:  # OpenVINO is converted from the ONNX file
+        check_opset(opset)
     selected = select_device(device)
     if half and selected.type != "cuda":
         raise ValueError(f"--half exports fp16 models and needs a CUDA device (e.g. --device 0); got {selected}")
     weights = resolve_weights(weights, runs_dir)
-
-    reference = model_from_checkpoint(weights).eval().to(selected)  # unfused fp32: what the user trained
+    kind = export_kind(weights)
+    if kind is not None:
+        raise ValueError(
+            f"--weights {weights}: export.py takes a .pt checkpoint of this project (runs/train/*/weights/best.pt); "
+            f"{weights.name} is {kind}"
+        )
+    try:
+        reference = model_from_checkpoint(weights).eval().to(selected)  # unfused fp32: what the user trained
+    except CheckpointError as e:
+        raise CheckpointError(f"--weights {e}") from None
     model = copy.deepcopy(reference).fuse().eval()
     model = model.half() if half else model
     for p in model.parameters():

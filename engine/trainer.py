@@ -25,7 +25,7 @@ from engine.validator import default_val_iou, validate
 from models.detection_model import DetectionModel
 from models.heads.anchor_detect import AnchorDetect
 from utils import distributed as dist_utils
-from utils.checkpoint import load_checkpoint, save_checkpoint, unwrap_model, write_checkpoint_file
+from utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, unwrap_model, write_checkpoint_file
 from utils.files import increment_path, load_yaml, newest_weights
 from utils.logging import LOGGER, set_verbosity
 from utils.torch_utils import init_seeds, select_device
@@ -101,7 +101,7 @@ class Trainer:
                 raise TrainingError(f"--resume: no {options.project}/*/weights/last.pt to resume; start a run first")
         else:
             path = Path(str(options.resume))
-        ckpt = load_checkpoint(path)
+        ckpt = _load_named(path, "--resume")
         if ckpt.get("optimizer") is None or "train_args" not in ckpt:
             raise TrainingError(f"--resume {path}: this checkpoint has no training state (a finished run?)")
         restored = TrainOptions.from_dict(ckpt["train_args"])
@@ -191,7 +191,7 @@ class Trainer:
 
     @staticmethod
     def _transfer_weights(model: nn.Module, path: str) -> None:
-        ckpt = load_checkpoint(path)
+        ckpt = _load_named(path, "--weights")
         source = ckpt.get("ema") or ckpt["model"]
         target = model.state_dict()
         matched = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
@@ -576,6 +576,14 @@ def set_batchnorm_momentum(model: nn.Module, momentum: float) -> None:
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.momentum = momentum
+
+
+def _load_named(path: str | Path, argument: str) -> dict[str, Any]:
+    """load_checkpoint, with the command-line argument that named the file in its error."""
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as e:
+        raise TrainingError(f"{argument} {e}") from None
 
 
 def strip_optimizer(path: Path) -> None:

@@ -131,7 +131,7 @@ def test_bad_sources(onnx_weights: Path, tmp_path: Path) -> None:
 def test_detect_without_weights(media: Path, tmp_path: Path, capsys) -> None:
     runs = tmp_path / "runs"
     assert detect_main(["--source", str(media / "images" / "a.jpg"), "--runs-dir", str(runs)]) == 2
-    assert "python train.py --cfg yolov5s_mobileone.yaml" in capsys.readouterr().out
+    assert "python train.py --cfg yolov5s_mobileone.yaml" in capsys.readouterr().err
 
     best = runs / "train" / "exp" / "weights" / "best.pt"
     best.parent.mkdir(parents=True)

@@ -108,6 +108,13 @@ def test_resume_without_runs_is_an_error(tmp_path: Path) -> None:
         Trainer(TrainOptions(resume=True, project=str(tmp_path / "nothing")))
 
 
+def test_resume_from_an_export_names_the_argument(tmp_path: Path) -> None:
+    export = tmp_path / "last.onnx"
+    export.write_bytes(b"not read")
+    with pytest.raises(TrainingError, match=r"^--resume \S+last\.onnx is an ONNX export, not a \.pt checkpoint"):
+        Trainer(TrainOptions(resume=str(export), project=str(tmp_path)))
+
+
 def test_ddp_two_cpu_processes(tiny_data: Path, tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     command = [

@@ -7,7 +7,10 @@ the model from its own config: no class of ours needs to exist under the same im
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import tempfile
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,25 @@ CHECKPOINT_FORMAT = "yolo-checkpoint/1"
 
 class CheckpointError(ValueError):
     """A file that is not a readable checkpoint of this project."""
+
+
+# What a file with one of these suffixes is: a model exported from a checkpoint, never a checkpoint itself.
+EXPORT_KINDS = {
+    ".onnx": "an ONNX export",
+    ".torchscript": "a TorchScript export",
+    ".xml": "an OpenVINO export",
+    ".bin": "an OpenVINO export's weights",
+    ".engine": "a TensorRT engine",
+    ".tflite": "a TFLite export",
+}
+
+
+def export_kind(path: str | Path) -> str | None:
+    """'an ONNX export' etc. when `path`'s suffix names an exported model (or an OpenVINO folder), else None."""
+    path = Path(path)
+    if path.name.endswith("_openvino_model"):
+        return "an OpenVINO export"
+    return EXPORT_KINDS.get(path.suffix.lower())
 
 
 def _plain(value: Any) -> Any:
@@ -86,15 +108,39 @@ def write_checkpoint_file(path: str | Path, ckpt: dict[str, Any]) -> Path:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint dict with `torch.load(weights_only=True)`; a foreign or corrupt file raises CheckpointError."""
     path = Path(path)
+    kind = export_kind(path)
+    if kind is not None:
+        raise CheckpointError(f"{path} is {kind}, not a .pt checkpoint of this project")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "looks like a TorchScript archive": the error below says it
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from None
+        raise CheckpointError(f"{path} is not a checkpoint of this project: {_unreadable_reason(e)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a checkpoint of this project (expected format {CHECKPOINT_FORMAT})")
     return ckpt
+
+
+def _unreadable_reason(error: Exception) -> str:
+    """Why torch.load(weights_only=True) refused a file, in one line. torch's own message runs to several
+    lines and advises weights_only=False, which would let the file run code: it is never passed on."""
+    text = str(error)
+    if "TorchScript archive" in text:
+        return "it is a TorchScript archive (an export, not a checkpoint)"
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if refused:
+        return (
+            f"it pickles Python objects ({refused.group(1)}), which weights-only loading refuses because "
+            "unpickling can run code (a checkpoint of another framework, e.g. YOLOv5 or ultralytics?)"
+        )
+    if isinstance(error, pickle.UnpicklingError) or "weights_only" in text:
+        return "torch cannot read it as a weights-only file (not written by torch.save?)"
+    first_line = text.strip().splitlines()[0] if text.strip() else ""
+    detail = f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
+    return f"torch cannot read it: not written by torch.save, or truncated ({detail})"
 
 
 def model_from_checkpoint(
