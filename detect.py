@@ -1,7 +1,8 @@
 """Run a detector on images, folders, globs, videos, webcams, .txt lists or streams.
 
-python detect.py --source img.jpg                    # newest runs/train/*/weights/best.pt
-python detect.py --weights best.onnx --source data/images --save-txt
+python detect.py                                     # newest runs/train/*/weights/best.pt on data/images
+python detect.py --source data/images/OSBS_029.jpg
+python detect.py --weights best.onnx --source data/trees/images/val --save-txt
 python detect.py --weights best.pt --source 0        # webcam
 """
 
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from engine.detect import detect  # noqa: E402
+from engine.detect import SAMPLE_IMAGES, detect  # noqa: E402
 from utils.cli import USER_ERRORS, report_user_error  # noqa: E402
 
 
@@ -27,7 +28,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="model: .pt, .torchscript, .onnx or *_openvino_model/ "
         "(default: the newest <runs-dir>/train/*/weights/best.pt)",
     )
-    p.add_argument("--source", default="data/images", help="file, folder, glob, video, webcam index, .txt list, URL")
+    p.add_argument(
+        "--source",
+        default=str(SAMPLE_IMAGES),
+        help="file, folder, glob, video, webcam index, .txt list, URL (default: the sample images in data/images)",
+    )
     p.add_argument(
         "--imgsz", "--img", "--img-size", nargs="+", type=int, help="inference size h [w] (default: the training size)"
     )

@@ -18,6 +18,9 @@ from utils.annotate import draw_detections
 from utils.files import increment_path
 from utils.logging import LOGGER
 
+# The default source: three bundled aerial tiles (data/images/README.md), found from any working directory.
+SAMPLE_IMAGES = Path(__file__).resolve().parent.parent / "data" / "images"
+
 
 @dataclass
 class DetectRun:
@@ -83,7 +86,7 @@ def save_crops(
 
 
 def detect(
-    source: str | Path | int | np.ndarray | Sequence = "data/images",
+    source: str | Path | int | np.ndarray | Sequence = SAMPLE_IMAGES,
     weights: str | Path | None = None,
     imgsz: int | Sequence[int] | None = None,
     conf_thres: float = 0.25,

@@ -532,7 +532,7 @@ class Trainer:
             f"Weights: {best if best.exists() else self.weights_dir / 'last.pt'}\n"
             f"Next:\n"
             f"  python val.py --weights {best} --data {o.data}\n"
-            f"  python detect.py --weights {best} --source path/to/images\n"
+            f"  python detect.py --weights {best} --source {(self.data.val or self.data.train)[0]}\n"
             f"  python export.py --weights {best} --include onnx"
         )
 

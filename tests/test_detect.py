@@ -14,7 +14,7 @@ import cv2
 import pytest
 
 from detect import main as detect_main
-from engine.detect import detect
+from engine.detect import SAMPLE_IMAGES, detect
 from engine.sources import SourceError
 from tests.engine_helpers import shared_checkpoint, shared_exports, write_image, write_video
 
@@ -148,3 +148,23 @@ def test_detect_without_weights(media: Path, tmp_path: Path, capsys) -> None:
     assert f"No --weights given: using the newest trained model {best}" in result.stdout
     assert len(_lines(result.stdout)) == 2 and "corrupt.jpg" in result.stdout
     assert sorted(p.name for p in (runs / "detect" / "exp").iterdir()) == ["a.jpg", "b.png"]
+
+
+def test_readme_first_detect_command_runs_after_training(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The README's first detect command, as a new user runs it right after training: the newest best.pt and
+    the sample images shipped in data/images (the default source, found from any working directory)."""
+    readme = (ROOT / "README.md").read_text()
+    commands = [line.split("#")[0].split() for line in readme.splitlines() if line.startswith("python detect.py")]
+    best = tmp_path / "runs" / "train" / "exp" / "weights" / "best.pt"  # where train.py leaves it
+    best.parent.mkdir(parents=True)
+    shutil.copy(shared_checkpoint("yolov5n.yaml"), best)
+    monkeypatch.chdir(tmp_path)
+    assert detect_main([*commands[0][2:], "--imgsz", "64"]) == 0
+
+    samples = sorted(p.name for p in SAMPLE_IMAGES.glob("*.jpg"))
+    assert len(samples) >= 2 and all((SAMPLE_IMAGES / name).stat().st_size < 150_000 for name in samples)
+    assert sorted(p.name for p in (tmp_path / "runs" / "detect" / "exp").iterdir()) == samples
+    assert len(_lines(capsys.readouterr().out)) == len(samples)
+    for command in commands:  # every path the README gives detect.py as --source is in the clone
+        if "--source" in command:
+            assert (ROOT / command[command.index("--source") + 1]).exists(), command
