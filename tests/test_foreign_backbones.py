@@ -120,6 +120,11 @@ def test_torchvision_levels_and_fuse_through_the_graph(tmp_path) -> None:
     torch.save(classifier.state_dict(), path)
     stage = TorchvisionBackbone(3, "resnet18", path).eval()
     assert stage.return_nodes == ["relu", "layer1", "layer2", "layer3", "layer4"]
+    gray = TorchvisionBackbone(1, "resnet18", path).state_dict()  # a 1-channel first conv keeps its init
+    reference = classifier.state_dict()
+    assert [k for k, v in gray.items() if not torch.equal(v, reference[k.removeprefix("body.")])] == [
+        "body.conv1.weight"
+    ]
     image = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         expected = classifier.layer4(
