@@ -95,9 +95,8 @@ def run_val(options: ValOptions) -> ValidationResult:
     collected: list[tuple[str, torch.Tensor]] = []
     sink = (lambda path, det, hw: collected.append((path, det))) if options.save_json and not speed_only else None
     iou = options.iou_thres if options.iou_thres is not None else default_val_iou(backend.has_objectness)
-    model: Any = backend.model if hasattr(backend, "model") else backend  # a PyTorch model gives timing per stage
     result = validate(
-        model,
+        backend,  # every format through its backend: one output layout (objectness column for anchor heads)
         loader,
         names=names,
         device=backend.device,

@@ -1,8 +1,8 @@
 """The one validation loop, used by training (every epoch) and by val.py (checkpoints and exported models).
 
 A predictor is either a DetectionModel (then validation losses can be computed from its raw maps) or any
-callable that maps a float image batch to decoded predictions (batch, anchors, 4 + [1] + nc) and has a
-`has_objectness` attribute (the multi-backend loader's models).
+callable that maps a float image batch to decoded predictions (batch, anchors, 4 + [1] + nc) and says whether
+column 4 is objectness in a `has_objectness` attribute: an engine.backends Backend, whatever the file format.
 """
 
 from __future__ import annotations
@@ -124,7 +124,11 @@ def validate(
         predictor.to(device)
         if half:
             predictor.half()
-    has_objectness = predictor.head.has_objectness if is_model else bool(getattr(predictor, "has_objectness", False))
+    if not is_model and not hasattr(predictor, "has_objectness"):
+        # Guessing would read an anchor head's objectness column as a class: wrong metrics, no error.
+        raise TypeError(f"validate() takes a DetectionModel or a Backend (see load_backend), not {type(predictor)}")
+    has_objectness = predictor.head.has_objectness if is_model else bool(predictor.has_objectness)
+    stride = int(predictor.stride.max()) if is_model else int(getattr(predictor, "stride", 32))
     nc = 1 if single_cls else len(names)
     check_label_classes(dataloader, nc)
     metrics = DetectionMetrics({0: names.get(0, "item")} if single_cls else names)
@@ -154,10 +158,12 @@ def validate(
         else:
             outputs = None
         if augment:
-            outputs = augmented_predict(predictor, images)
+            outputs = augmented_predict(predictor, images, stride)
         elif outputs is None:
             outputs = predictor(images)
         outputs = outputs.float()
+        if device.type == "cuda":  # kernels run asynchronously: wait so the time is the inference's
+            torch.cuda.synchronize(device)
         after_inference = time.perf_counter()
 
         detections = non_max_suppression(
