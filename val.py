@@ -31,6 +31,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-det", type=int, default=d.max_det)
     p.add_argument("--task", choices=TASKS, default=d.task, help="val or test split, or speed only")
     p.add_argument("--single-cls", action="store_true", help="treat every class as one")
+    p.add_argument(
+        "--rect",
+        action="store_true",
+        help="rectangular batches, as YOLOv5 validates (faster on non-square images; the default letterboxes "
+        "every image into the imgsz square, as a fixed-size export must, so all formats score alike)",
+    )
     p.add_argument("--augment", action="store_true", help="test-time augmentation (flips and scales)")
     p.add_argument("--verbose", action="store_true", help="per-class metrics")
     p.add_argument("--save-txt", action="store_true", help="write detections to <save dir>/labels/*.txt")

@@ -114,6 +114,7 @@ class Trainer:
     def _build_data(self, model: DetectionModel) -> None:
         from dataio.dataset import YoloDataset
         from dataio.loader import build_dataloader
+        from engine.val_data import validation_dataset
 
         o = self.options
         self.workers = resolve_workers(o.workers, self.device)
@@ -145,18 +146,14 @@ class Trainer:
         )
         self.val_loader = None
         if self.is_main:
-            self.val_set = YoloDataset(
+            self.val_set = validation_dataset(  # letterboxed as val.py does, so it repeats these figures
                 self.data.val,
-                imgsz=o.imgsz,
-                augment=False,
-                rect=True,
-                stride=stride,
-                batch_size=self.batch_per_process * 2,
-                pad=0.5,
+                o.imgsz,
+                stride,
+                self.batch_per_process * 2,
                 single_cls=o.single_cls,
                 nc=self.data.nc,  # the data's classes; --single-cls merges them after
                 seed=o.seed,
-                prefix="val: ",
                 cache_images=self._cache_images(self.data.val),
             )
             self.val_loader = build_dataloader(

@@ -13,6 +13,7 @@ from dataio.data_config import load_data_config
 from dataio.dataset import YoloDataset
 from dataio.loader import build_dataloader
 from engine.backends import Backend, load_backend
+from engine.val_data import validation_dataset
 from engine.validator import ValidationResult, default_val_iou, validate
 from engine.weights import resolve_weights
 from utils.files import increment_path
@@ -32,6 +33,7 @@ class ValOptions:
     max_det: int = 300
     task: str = "val"
     single_cls: bool = False
+    rect: bool = False  # rectangular batches (YOLOv5's val): faster on non-square images; see engine/val_data.py
     augment: bool = False
     verbose: bool = False
     save_txt: bool = False
@@ -47,15 +49,26 @@ class ValOptions:
     runs_dir: str = "runs"
 
 
-def _validation_imgsz(backend: Backend, requested: int) -> tuple[int, bool]:
-    """(image size, rectangular batches?): exported fixed-size models need their own square size."""
-    if backend.dynamic:
-        return requested, True
-    fixed = backend.imgsz
-    size = int(max(fixed)) if fixed else requested
-    if size != requested:
-        LOGGER.warning(f"--imgsz {requested} ignored: the model was exported for {fixed}")
-    return size, False
+def _validation_input(backend: Backend, requested: int, rect: bool, augment: bool) -> tuple[int, bool]:
+    """(square image size, rectangular batches?): a fixed-size export takes its own square and nothing else."""
+    if backend.dynamic or not backend.imgsz:
+        return requested, rect
+    height, width = backend.imgsz
+    if height != width:
+        raise ValueError(
+            f"{backend.path} was exported at a fixed {height}x{width}; val.py letterboxes into a square: "
+            f"re-export it with one --imgsz or with --dynamic"
+        )
+    if augment:
+        raise ValueError(
+            f"--augment runs the model at several sizes; {backend.path} takes only {height}x{width} "
+            f"(use the .pt or an export made with --dynamic)"
+        )
+    if requested != height:
+        LOGGER.warning(f"--imgsz {requested} ignored: {backend.path} was exported for {height}x{width}")
+    if rect:
+        LOGGER.warning(f"--rect ignored: {backend.path} takes only its {height}x{width} square")
+    return height, False
 
 
 def run_val(options: ValOptions) -> ValidationResult:
@@ -71,19 +84,17 @@ def run_val(options: ValOptions) -> ValidationResult:
     data = load_data_config(data_name)
     split = data.split("test" if options.task == "test" else "val")
     names = {0: "item"} if options.single_cls else backend.names
-    imgsz, rect = _validation_imgsz(backend, int(requested_imgsz))
+    imgsz, rect = _validation_input(backend, int(requested_imgsz), options.rect, options.augment)
     stride = int(backend.stride)
     if imgsz % stride:
         raise ValueError(f"--imgsz {imgsz} must be a multiple of the model stride {stride}")
     batch = options.batch_size if backend.dynamic or backend.metadata.batch in (None, 0) else backend.metadata.batch
-    dataset = YoloDataset(
+    dataset = validation_dataset(
         split,
-        imgsz=imgsz,
-        augment=False,
+        imgsz,
+        stride,
+        batch,
         rect=rect,
-        stride=stride,
-        batch_size=batch,
-        pad=0.5,
         single_cls=options.single_cls,
         nc=data.nc,  # labels are checked against the data's classes; --single-cls merges them after
         prefix=f"{options.task}: ",
