@@ -17,8 +17,9 @@ in [0, 1], letterboxed with gray (114) padding; one output `output0` of the same
 640x640, 25200 for YOLOv5. No NMS in the graph. (YOLOv5's own export has this layout; ultralytics' YOLO11
 export is transposed, (batch, 4 + nc, anchors): code written for that must transpose ours.) With --dynamic,
 batch, height and width (multiples of the largest stride) are free axes and `anchors` follows them. Metadata
-(names, stride, imgsz, batch, dynamic, head family 'anchor'/'dfl', half) is in ONNX `metadata_props` as JSON
-strings and in TorchScript `_extra_files['metadata.json']`.
+(names, stride, imgsz, batch, dynamic, head family 'anchor'/'dfl', half, and the data set trained on: name,
+nc, names, single_cls) is in ONNX `metadata_props` as JSON strings and in TorchScript
+`_extra_files['metadata.json']`; val.py scores on that data set by default.
 
 ONNX is written with the TorchScript-based exporter (`dynamo=False`): the torch.export-based exporter, the
 default since torch 2.9, needs the onnxscript package, which this project does not depend on, and the

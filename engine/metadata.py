@@ -28,6 +28,7 @@ class ModelMetadata:
     dynamic: bool = True  # spatial size and batch may vary
     half: bool = False
     model: str = ""  # config file and scale, e.g. "yolo11.yaml (n)"
+    data: dict[str, Any] | None = None  # the data set trained on (see training_data); None when not known
     format: str = METADATA_FORMAT
     date: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
@@ -54,6 +55,7 @@ class ModelMetadata:
             "stride": int(max(float(s) for s in model.stride)),
             "head": "anchor" if model.head.has_objectness else "dfl",
             "model": name,
+            "data": training_data(model),
         }
         return cls(**{**values, **overrides})
 
@@ -80,6 +82,11 @@ class ModelMetadata:
             raise ValueError(f"{source}: unknown head family {values['head']!r} (expected 'anchor' or 'dfl')")
         values = {k: v for k, v in values.items() if k in known}
         values["names"] = {int(k): str(v) for k, v in values["names"].items()}  # JSON keys are strings
+        data = values.get("data")
+        if data is not None:
+            if not isinstance(data, dict) or not isinstance(data.get("names"), dict) or not data.get("name"):
+                raise ValueError(f"{source}: metadata 'data' must hold the training data's name and names")
+            values["data"] = {**data, "names": {int(k): str(v) for k, v in data["names"].items()}}
         return cls(**values)
 
     @classmethod
@@ -97,3 +104,19 @@ class ModelMetadata:
         except json.JSONDecodeError as e:
             raise ValueError(f"{source}: unreadable metadata ({e})") from None
         return cls.from_dict(decoded, source)
+
+
+def training_data(model: nn.Module) -> dict[str, Any] | None:
+    """The data set a trained model learnt, from its training options: {"name": the data YAML as given to
+    train.py, "nc", "names": its classes as the model learnt them, "single_cls"}; None for a model that was
+    not trained here. With --single-cls the classes are the one merged class the model predicts."""
+    train_args = getattr(model, "train_args", None) or {}
+    if not train_args.get("data"):
+        return None
+    names = {int(k): str(v) for k, v in model.names.items()}
+    return {
+        "name": str(train_args["data"]),
+        "nc": len(names),
+        "names": names,
+        "single_cls": bool(train_args.get("single_cls", False)),
+    }

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from dataio.data_config import load_data_config
+from dataio.data_config import DataConfig, load_data_config
 from dataio.dataset import YoloDataset
 from dataio.loader import build_dataloader
 from engine.backends import Backend, load_backend
@@ -20,12 +20,13 @@ from utils.files import increment_path
 from utils.logging import LOGGER
 
 TASKS = ("val", "test", "speed")
+DEFAULT_DATA = "trees.yaml"  # for models that do not record their training data (built in memory, older exports)
 
 
 @dataclass
 class ValOptions:
     weights: str | None = None  # .pt / .torchscript / .onnx; default the newest runs/train/*/weights/best.pt
-    data: str | None = None  # default: the data the checkpoint was trained on, else trees.yaml
+    data: str | None = None  # default: the data the model was trained on (in its metadata), else trees.yaml
     imgsz: int | None = None  # default: the checkpoint's training size (or the export's), else 640
     batch_size: int = 32
     conf_thres: float = 0.001
@@ -71,19 +72,65 @@ def _validation_input(backend: Backend, requested: int, rect: bool, augment: boo
     return height, False
 
 
+def _validation_data(options: ValOptions, backend: Backend, weights: Path) -> tuple[DataConfig, bool]:
+    """The data config to score on (--data, else the one the model was trained on) and whether classes merge
+    (--single-cls, or a model trained so); a model whose classes are not the data's is refused."""
+    trained = backend.metadata.data or {}
+    single_cls = options.single_cls or bool(trained.get("single_cls"))
+    if single_cls and not options.single_cls:
+        LOGGER.info(f"{weights} was trained with --single-cls: validating with every class merged into one")
+    if options.data:
+        data = load_data_config(options.data)
+    elif trained:
+        LOGGER.info(f"Validating on {trained['name']}, the data {weights} was trained on (--data to change)")
+        try:
+            data = load_data_config(trained["name"])
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"{e} ({weights} was trained on it); pass --data") from None
+    else:
+        LOGGER.warning(f"{weights} does not record the data it was trained on; validating on {DEFAULT_DATA}")
+        data = load_data_config(DEFAULT_DATA)
+    if not single_cls:
+        _check_classes_match(weights, backend.names, data)
+    return data, single_cls
+
+
+def _check_classes_match(weights: Path, model_names: dict[int, str], data: DataConfig) -> None:
+    """A ValueError naming both sides when the model's classes are not the data's (count or names)."""
+    where = data.file or "the data config"
+    if len(model_names) != data.nc:
+        raise ValueError(
+            f"{weights} has {_classes(model_names)} but {where} has {_classes(data.names)}: "
+            f"pass --data with the data the model was trained on, or --single-cls"
+        )
+    differing = [i for i in sorted(data.names) if model_names.get(i) != data.names[i]]
+    if differing:
+        i = differing[0]
+        raise ValueError(
+            f"{weights} and {where} name their classes differently ({len(differing)} of {data.nc}; class {i} is "
+            f"{model_names.get(i)!r} in the model, {data.names[i]!r} in the data): pass --data with the data the "
+            f"model was trained on"
+        )
+
+
+def _classes(names: dict[int, str], shown: int = 5) -> str:
+    """'3 classes (a, b, c)', the first few names only for long lists."""
+    listed = ", ".join(names[i] for i in sorted(names)[:shown]) + (", ..." if len(names) > shown else "")
+    return f"{len(names)} {'class' if len(names) == 1 else 'classes'} ({listed})"
+
+
 def run_val(options: ValOptions) -> ValidationResult:
     """Validate weights on a data split; returns the metrics (and writes plots, txt and JSON as asked)."""
     if options.task not in TASKS:
         raise ValueError(f"--task {options.task!r}: use one of {', '.join(TASKS)}")
     weights = resolve_weights(options.weights, options.runs_dir)
     backend = load_backend(weights, options.device, options.half)
-    data_name = options.data or backend.train_args.get("data") or "trees.yaml"
+    data, single_cls = _validation_data(options, backend, weights)
     requested_imgsz = options.imgsz or max(backend.default_imgsz)
-    if not options.data or not options.imgsz:
-        LOGGER.info(f"Validating on {data_name} at {requested_imgsz} px (from the checkpoint where not given)")
-    data = load_data_config(data_name)
+    if not options.imgsz:
+        LOGGER.info(f"Validating at {requested_imgsz} px, the size {weights} was trained or exported at")
     split = data.split("test" if options.task == "test" else "val")
-    names = {0: "item"} if options.single_cls else backend.names
+    names = {0: "item"} if single_cls else backend.names
     imgsz, rect = _validation_input(backend, int(requested_imgsz), options.rect, options.augment)
     stride = int(backend.stride)
     if imgsz % stride:
@@ -95,7 +142,7 @@ def run_val(options: ValOptions) -> ValidationResult:
         stride,
         batch,
         rect=rect,
-        single_cls=options.single_cls,
+        single_cls=single_cls,
         nc=data.nc,  # labels are checked against the data's classes; --single-cls merges them after
         prefix=f"{options.task}: ",
     )
@@ -116,7 +163,7 @@ def run_val(options: ValOptions) -> ValidationResult:
         max_det=options.max_det,
         half=options.half,
         augment=options.augment,
-        single_cls=options.single_cls,
+        single_cls=single_cls,
         plots=options.plots and not speed_only,
         save_dir=save_dir,
         verbose=options.verbose,

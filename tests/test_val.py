@@ -92,7 +92,7 @@ def test_bad_inputs_fail_clearly(
     empty_split = tmp_path / "empty.yaml"
     (tmp_path / "no_images").mkdir()
     empty_split.write_text(f"path: {tmp_path}\ntrain: no_images\nval: no_images\nnames: {{0: a, 1: b}}\n")
-    six_classes = tmp_path / "six" / "data.yaml"  # labels use class 5; the model knows classes 0 and 1
+    six_classes = tmp_path / "six" / "data.yaml"  # six classes (a label uses class 5); the model knows two
     for sub in ("images", "labels"):
         (tmp_path / "six" / sub).mkdir(parents=True)
     image = next((tiny_data.parent / "images" / "train").iterdir())
@@ -103,7 +103,7 @@ def test_bad_inputs_fail_clearly(
         (["--weights", weights, "--data", str(tmp_path / "missing.yaml")], "missing.yaml"),
         (["--weights", str(not_a_checkpoint), "--data", str(tiny_data)], "notes.pt"),
         (["--weights", weights, "--data", str(empty_split)], "no_images"),
-        (["--weights", weights, "--data", str(six_classes)], "class id 5, but the model has nc=2"),
+        (["--weights", weights, "--data", str(six_classes)], "best.pt has 2 classes (class0, class1) but"),
     ]
     for argv, expected in cases:
         code = val.main([*argv, "--imgsz", "96", "--project", str(tmp_path / "runs"), "--workers", "0"])
