@@ -20,36 +20,6 @@ def _seed() -> None:
 
 # Tiny synthetic data and one overfitted model, shared by the training, validation and export tests:
 # training is the slowest thing the suite does, so it happens once per session.
-STILL_HYP = {
-    "lr0": 0.01,
-    "lrf": 0.1,
-    "momentum": 0.9,
-    "weight_decay": 0.0,
-    "warmup_epochs": 0.0,
-    "warmup_momentum": 0.8,
-    "warmup_bias_lr": 0.0,
-    "box": 7.5,
-    "cls": 0.5,
-    "dfl": 1.5,
-    "obj": 1.0,
-    "cls_pw": 1.0,
-    "obj_pw": 1.0,
-    "anchor_t": 4.0,
-    "fl_gamma": 0.0,
-    "label_smoothing": 0.0,
-    "hsv_h": 0.0,
-    "hsv_s": 0.0,
-    "hsv_v": 0.0,
-    "degrees": 0.0,
-    "translate": 0.0,
-    "scale": 0.0,
-    "shear": 0.0,
-    "perspective": 0.0,
-    "flipud": 0.0,
-    "fliplr": 0.0,
-    "mosaic": 0.0,
-    "mixup": 0.0,
-}  # no augmentation, no warm-up: the overfit run checks that model, loss and loop learn, nothing else
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +39,7 @@ def overfit_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
     from engine.train_options import TrainOptions
     from engine.trainer import train
+    from tests.helpers import STILL_HYP
 
     root = tmp_path_factory.mktemp("overfit")
     hyp = root / "still.yaml"

@@ -1,4 +1,5 @@
-"""Helpers shared by tests: configs to iterate over, a small config writer, the loss gains the loss tests use."""
+"""Helpers shared by tests: configs to iterate over, a small config writer, the loss gains the loss tests use,
+hyperparameters for tiny training runs."""
 
 from __future__ import annotations
 
@@ -21,6 +22,38 @@ ANCHOR_HYP = {
     "label_smoothing": 0.0,
 }
 DFL_HYP = {"box": 7.5, "cls": 0.5, "dfl": 1.5, "label_smoothing": 0.0}
+
+# Training hyperparameters for runs that must learn fast and reproducibly on a few synthetic images.
+STILL_HYP = {
+    "lr0": 0.01,
+    "lrf": 0.1,
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "warmup_epochs": 0.0,
+    "warmup_momentum": 0.8,
+    "warmup_bias_lr": 0.0,
+    "box": 7.5,
+    "cls": 0.5,
+    "dfl": 1.5,
+    "obj": 1.0,
+    "cls_pw": 1.0,
+    "obj_pw": 1.0,
+    "anchor_t": 4.0,
+    "fl_gamma": 0.0,
+    "label_smoothing": 0.0,
+    "hsv_h": 0.0,
+    "hsv_s": 0.0,
+    "hsv_v": 0.0,
+    "degrees": 0.0,
+    "translate": 0.0,
+    "scale": 0.0,
+    "shear": 0.0,
+    "perspective": 0.0,
+    "flipud": 0.0,
+    "fliplr": 0.0,
+    "mosaic": 0.0,
+    "mixup": 0.0,
+}  # no augmentation, no warm-up: the overfit run checks that model, loss and loop learn, nothing else
 
 
 def config_cases(scales: tuple[str, ...] = ("n",)) -> list[tuple[str, str | None]]:
