@@ -118,12 +118,16 @@ def validate(
     """
     device = torch.device(device)
     is_model = isinstance(predictor, DetectionModel)
+    # A model is never cast: `half` runs it under autocast (fp16 on CUDA, bf16 on CPU), so weights that are still
+    # training (the EMA copy) are not rounded. A model the caller already holds in half precision gets half inputs.
+    input_dtype = torch.float16 if half and not is_model else torch.float32
+    autocast = False
     if is_model:
         was_training = predictor.training
         predictor.eval()
         predictor.to(device)
-        if half:
-            predictor.half()
+        input_dtype = next(predictor.parameters()).dtype
+        autocast = half and input_dtype == torch.float32
     if not is_model and not hasattr(predictor, "has_objectness"):
         # Guessing would read an anchor head's objectness column as a class: wrong metrics, no error.
         raise TypeError(f"validate() takes a DetectionModel or a Backend (see load_backend), not {type(predictor)}")
@@ -145,22 +149,22 @@ def validate(
     )
     for batch_index, (images, targets, paths, shapes) in enumerate(progress):
         start = time.perf_counter()
-        images = images.to(device, non_blocking=True)
-        images = (images.half() if half else images.float()) / 255
+        images = images.to(device, non_blocking=True).to(input_dtype) / 255
         targets = targets.to(device)
         after_pre = time.perf_counter()
 
-        if is_model and loss_fn is not None:
-            raw = predictor.forward_raw(images)
-            _, items = loss_fn([r.float() for r in raw], targets)
-            loss_sum = items.detach().cpu() if loss_sum is None else loss_sum + items.detach().cpu()
-            outputs = predictor.head.decode(raw)
-        else:
-            outputs = None
-        if augment:
-            outputs = augmented_predict(predictor, images, stride)
-        elif outputs is None:
-            outputs = predictor(images)
+        with torch.autocast(device.type, dtype=_autocast_dtype(device), enabled=autocast):
+            if is_model and loss_fn is not None:
+                raw = predictor.forward_raw(images)
+                _, items = loss_fn([r.float() for r in raw], targets)
+                loss_sum = items.detach().cpu() if loss_sum is None else loss_sum + items.detach().cpu()
+                outputs = predictor.head.decode(raw)
+            else:
+                outputs = None
+            if augment:
+                outputs = augmented_predict(predictor, images, stride)
+            elif outputs is None:
+                outputs = predictor(images)
         outputs = outputs.float()
         if device.type == "cuda":  # kernels run asynchronously: wait so the time is the inference's
             torch.cuda.synchronize(device)
@@ -210,7 +214,6 @@ def validate(
     if plots and save_dir is not None:
         metrics.plot(save_dir)
     if is_model:
-        predictor.float()
         predictor.train(was_training)
     losses = (
         (loss_sum / max(len(dataloader), 1)).tolist()
@@ -219,6 +222,11 @@ def validate(
     )
     summary = {k: float(results[k]) for k in ("precision", "recall", "map50", "map50_95", "fitness")}
     return ValidationResult(metrics=summary, per_class=results["per_class"], losses=losses, speed=speed)
+
+
+def _autocast_dtype(device: torch.device) -> torch.dtype:
+    """Half precision as the device runs it fastest: fp16 on CUDA, bf16 on CPU (which has no fast fp16 kernels)."""
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
 
 
 def _write_txt(path: Path, detections: torch.Tensor, original_hw: tuple[int, int], save_conf: bool) -> None:
