@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-import yaml  # noqa: E402
 
+from engine.trainer import default_hyp_path, load_hyp  # noqa: E402
 from losses import build_loss  # noqa: E402
 from models.detection_model import DetectionModel  # noqa: E402
 from models.summary import count_parameters, gflops  # noqa: E402
@@ -60,8 +60,7 @@ def latency_ms(model: torch.nn.Module, imgsz: int, runs: int) -> float:
 def train_step_s(cfg: str, imgsz: int, batch: int) -> float:
     torch.manual_seed(0)
     model = DetectionModel(cfg, nc=1).train()
-    hyp_file = "hyp.scratch-anchor.yaml" if model.head.has_objectness else "hyp.scratch-dfl.yaml"
-    hyp = yaml.safe_load((ROOT / "data" / "hyps" / hyp_file).read_text())
+    hyp = load_hyp(default_hyp_path(model))
     loss_fn = build_loss(model, hyp, imgsz=imgsz)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     images = torch.rand(batch, 3, imgsz, imgsz)

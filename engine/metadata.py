@@ -13,6 +13,8 @@ from typing import Any
 
 import torch.nn as nn
 
+from models.heads.base import head_family
+
 METADATA_FORMAT = "yolo-export/1"
 
 
@@ -22,7 +24,7 @@ class ModelMetadata:
 
     names: dict[int, str]
     stride: int  # the largest head stride: input sides must be multiples of it
-    head: str  # "anchor" (YOLOv5, objectness column) or "dfl" (YOLO11, no objectness)
+    head: str  # the head's family (models.heads.base.HEAD_FAMILIES): "anchor" (YOLOv5) or "dfl" (YOLO11)
     imgsz: list[int] | None = None  # (h, w) exported at; None for a PyTorch checkpoint
     batch: int | None = None  # fixed batch of a static export; None when any batch works
     dynamic: bool = True  # spatial size and batch may vary
@@ -34,7 +36,12 @@ class ModelMetadata:
 
     @property
     def has_objectness(self) -> bool:
-        return self.head == "anchor"
+        return head_family(self.head).has_objectness
+
+    @property
+    def val_iou(self) -> float:
+        """The NMS IoU that validation uses by default for this head family."""
+        return head_family(self.head).val_iou
 
     @property
     def nc(self) -> int:
@@ -53,7 +60,7 @@ class ModelMetadata:
         values: dict[str, Any] = {
             "names": {int(k): str(v) for k, v in model.names.items()},
             "stride": int(max(float(s) for s in model.stride)),
-            "head": "anchor" if model.head.has_objectness else "dfl",
+            "head": model.head.family,
             "model": name,
             "data": training_data(model),
         }
@@ -78,8 +85,10 @@ class ModelMetadata:
             raise ValueError(f"{source}: exported model lacks metadata {missing}; re-export it with export.py")
         if values.get("format", METADATA_FORMAT) != METADATA_FORMAT:
             raise ValueError(f"{source}: metadata format {values['format']!r}, expected {METADATA_FORMAT}")
-        if values["head"] not in ("anchor", "dfl"):
-            raise ValueError(f"{source}: unknown head family {values['head']!r} (expected 'anchor' or 'dfl')")
+        try:
+            head_family(values["head"])
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
         values = {k: v for k, v in values.items() if k in known}
         values["names"] = {int(k): str(v) for k, v in values["names"].items()}  # JSON keys are strings
         data = values.get("data")

@@ -21,9 +21,8 @@ from engine.ema import ModelEMA
 from engine.optim import build_optimizer, lr_lambda, warmup_values
 from engine.results_log import ResultsLog
 from engine.train_options import TrainOptions
-from engine.validator import default_val_iou, validate
+from engine.validator import validate
 from models.detection_model import DetectionModel
-from models.heads.anchor_detect import AnchorDetect
 from utils import distributed as dist_utils
 from utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, unwrap_model, write_checkpoint_file
 from utils.files import increment_path, load_yaml, newest_weights
@@ -39,9 +38,8 @@ class TrainingError(ValueError):
 
 
 def default_hyp_path(model: DetectionModel) -> Path:
-    """Hyperparameters by head family: anchor-based (YOLOv5) or DFL (YOLOv8/11) losses use different gains."""
-    name = "hyp.scratch-anchor.yaml" if isinstance(model.head, AnchorDetect) else "hyp.scratch-dfl.yaml"
-    return HYP_DIR / name
+    """The head's own hyperparameters (anchor-based and DFL losses use different gains)."""
+    return HYP_DIR / model.head.hyp_file
 
 
 def load_hyp(path: str | Path) -> dict[str, Any]:
@@ -225,8 +223,8 @@ class Trainer:
         if o.label_smoothing:
             self.hyp["label_smoothing"] = o.label_smoothing
         self._build_data(model)
-        if self.resume_checkpoint is None and isinstance(model.head, AnchorDetect):
-            self._auto_anchor(model)
+        if self.resume_checkpoint is None:
+            model.head.prepare_training(self.train_set, self.hyp, o.imgsz, o.seed)  # e.g. AutoAnchor
         self._freeze(model)
         if o.bn_momentum is not None:
             set_batchnorm_momentum(model, o.bn_momentum)
@@ -258,24 +256,6 @@ class Trainer:
         if self.is_main:
             self.weights_dir.mkdir(parents=True, exist_ok=True)
             self._write_run_files()
-
-    def _auto_anchor(self, model: DetectionModel) -> None:
-        from utils.autoanchor import check_anchors, label_wh_at_size
-
-        labelled = [
-            (labels[:, 3:5], shape[::-1])
-            for labels, shape in zip(self.train_set.labels, self.train_set.shapes)
-            if len(labels)
-        ]  # dataset shapes are (width, height)
-        if labelled:
-            wh, shapes = zip(*labelled)
-            check_anchors(
-                model,
-                label_wh_at_size(wh, shapes, self.options.imgsz),
-                threshold=self.hyp.get("anchor_t", 4.0),
-                imgsz=self.options.imgsz,
-                seed=self.options.seed,
-            )
 
     def _restore_training_state(self, ckpt: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -469,7 +449,7 @@ class Trainer:
     def _val_iou(self) -> float:
         if self.options.val_iou_thres is not None:
             return self.options.val_iou_thres
-        return default_val_iou(unwrap_model(self.model).head.has_objectness)
+        return unwrap_model(self.model).head.val_iou
 
     def _checkpoint_state(self, epoch: int) -> dict[str, Any]:
         return {

@@ -14,7 +14,7 @@ from dataio.dataset import YoloDataset
 from dataio.loader import build_dataloader
 from engine.backends import Backend, load_backend
 from engine.val_data import validation_dataset
-from engine.validator import ValidationResult, default_val_iou, validate
+from engine.validator import ValidationResult, validate
 from engine.weights import resolve_weights
 from utils.files import increment_path
 from utils.logging import LOGGER
@@ -30,7 +30,7 @@ class ValOptions:
     imgsz: int | None = None  # default: the checkpoint's training size (or the export's), else 640
     batch_size: int = 32
     conf_thres: float = 0.001
-    iou_thres: float | None = None  # default 0.6 for anchor heads, 0.7 for DFL heads (as the references)
+    iou_thres: float | None = None  # default: the head's val_iou (0.6 anchor, 0.7 DFL, as the references)
     max_det: int = 300
     task: str = "val"
     single_cls: bool = False
@@ -152,7 +152,7 @@ def run_val(options: ValOptions) -> ValidationResult:
     speed_only = options.task == "speed"
     collected: list[tuple[str, torch.Tensor]] = []
     sink = (lambda path, det, hw: collected.append((path, det))) if options.save_json and not speed_only else None
-    iou = options.iou_thres if options.iou_thres is not None else default_val_iou(backend.has_objectness)
+    iou = options.iou_thres if options.iou_thres is not None else backend.metadata.val_iou
     result = validate(
         backend,  # every format through its backend: one output layout (objectness column for anchor heads)
         loader,

@@ -38,11 +38,6 @@ class ValidationResult:
     coco: dict[str, Any] | None = None
 
 
-def default_val_iou(has_objectness: bool) -> float:
-    """NMS IoU threshold for validation as the references use it: 0.6 for anchor heads, 0.7 for DFL heads."""
-    return 0.6 if has_objectness else 0.7
-
-
 def to_original_pixels(boxes: torch.Tensor, shape_info: Any, input_hw: tuple[int, int]) -> torch.Tensor:
     """Map xyxy boxes from network-input pixels back to the original image and clip them to it.
 

@@ -1,4 +1,5 @@
-"""Detection losses, chosen by the head: YOLOv5's anchor-based loss or the YOLOv8/11 anchor-free DFL loss."""
+"""Detection losses, chosen by the head (`loss_name`): YOLOv5's anchor-based loss or the YOLOv8/11 anchor-free
+DFL loss, each registered by class name."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ import torch.nn as nn
 from losses.anchor_loss import ANCHOR_HYP_KEYS, AnchorLoss
 from losses.anchor_targets import LevelTargets, build_anchor_targets
 from losses.assigner import Assignment, TaskAlignedAssigner
-from losses.base import DetectionLoss
+from losses.base import LOSSES, DetectionLoss, register_loss
 from losses.dfl_loss import DFL_HYP_KEYS, DFLLoss, distribution_focal_loss
-from models.heads.anchor_detect import AnchorDetect
-from models.heads.dfl_detect import DFLDetect
+from models.heads.base import DetectionHead
 
 
 def build_loss(model: nn.Module, hyp: Mapping[str, Any], imgsz: int | None = None) -> DetectionLoss:
@@ -25,11 +25,14 @@ def build_loss(model: nn.Module, hyp: Mapping[str, Any], imgsz: int | None = Non
     """
     model = getattr(model, "module", model)
     head = model.head if hasattr(model, "head") else model
-    if isinstance(head, AnchorDetect):
-        return AnchorLoss(head, hyp, imgsz=imgsz)
-    if isinstance(head, DFLDetect):
-        return DFLLoss(head, hyp)
-    raise TypeError(f"no loss for head type {type(head).__name__}; expected AnchorDetect or DFLDetect")
+    if not isinstance(head, DetectionHead):
+        raise TypeError(f"build_loss needs a model with a DetectionHead, got {type(head).__name__}")
+    if head.loss_name not in LOSSES:
+        raise TypeError(
+            f"{type(head).__name__}.loss_name {head.loss_name!r} is not a registered loss "
+            f"(known: {', '.join(sorted(LOSSES))}); decorate its class with losses.register_loss"
+        )
+    return LOSSES[head.loss_name](head, hyp, imgsz=imgsz)
 
 
 __all__ = [
@@ -39,9 +42,11 @@ __all__ = [
     "DFL_HYP_KEYS",
     "DFLLoss",
     "DetectionLoss",
+    "LOSSES",
     "LevelTargets",
     "TaskAlignedAssigner",
     "build_anchor_targets",
     "build_loss",
     "distribution_focal_loss",
+    "register_loss",
 ]

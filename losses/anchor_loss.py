@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from losses.anchor_targets import build_anchor_targets
-from losses.base import DetectionLoss, check_raw_preds, check_targets, require_hyp
+from losses.base import DetectionLoss, check_raw_preds, check_targets, register_loss, require_hyp
 from losses.bce import FocalBCEWithLogits, smooth_bce_targets
 from models.heads.anchor_detect import AnchorDetect
 from utils.boxes import bbox_iou
@@ -44,6 +44,7 @@ def scaled_gains(hyp: Mapping[str, float], levels: int, nc: int, imgsz: float) -
     )
 
 
+@register_loss
 class AnchorLoss(DetectionLoss):
     """Loss of the anchor-based head. Items: ("box", "obj", "cls").
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -24,6 +24,25 @@ class DetectionLoss:
 
     def __call__(self, raw_preds: list[torch.Tensor], targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
+
+
+LossType = TypeVar("LossType", bound=type[DetectionLoss])
+
+# Loss classes by name; a head names its loss (`DetectionHead.loss_name`) and build_loss looks it up here, so
+# models/ never imports losses/ and a new head type brings its loss as one registered class.
+LOSSES: dict[str, type[DetectionLoss]] = {}
+
+
+def register_loss(cls: LossType) -> LossType:
+    """Class decorator: make a loss available to heads under its class name; a second class of that name raises.
+
+    Registered losses are built as `cls(head, hyp, imgsz=...)`.
+    """
+    known = LOSSES.get(cls.__name__)
+    if known is not None and known is not cls:
+        raise ValueError(f"a loss named {cls.__name__} is already registered ({known.__module__})")
+    LOSSES[cls.__name__] = cls
+    return cls
 
 
 def require_hyp(hyp: Mapping[str, Any], keys: tuple[str, ...], family: str) -> dict[str, float]:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from losses.assigner import Assignment, TaskAlignedAssigner
-from losses.base import DetectionLoss, check_raw_preds, check_targets, require_hyp
+from losses.base import DetectionLoss, check_raw_preds, check_targets, register_loss, require_hyp
 from losses.bce import smooth_bce_targets
 from models.heads.dfl_detect import DFLDetect
 from utils.boxes import bbox_iou, box_to_dist, dist_to_box, make_anchor_points, xywh_to_xyxy
@@ -53,18 +53,26 @@ def targets_per_image(targets: torch.Tensor, batch_size: int, image_wh: torch.Te
     return labels, boxes, mask
 
 
+@register_loss
 class DFLLoss(DetectionLoss):
     """Loss of the DFL head. Items: ("box", "cls", "dfl").
 
     Label smoothing (0 = the ultralytics behaviour) softens the class targets of assigned points only: the
     assigned class gets (1 - eps/2) and every other class eps/2, both times the point's alignment score;
-    background points keep all-zero targets. Box and DFL weights use the unsmoothed scores.
+    background points keep all-zero targets. Box and DFL weights use the unsmoothed scores. `imgsz` is accepted
+    for the registry's common signature and unused: no gain of this loss depends on the image size.
     """
 
     names = ("box", "cls", "dfl")
 
     def __init__(
-        self, head: DFLDetect, hyp: Mapping[str, Any], topk: int = 10, alpha: float = 0.5, beta: float = 6.0
+        self,
+        head: DFLDetect,
+        hyp: Mapping[str, Any],
+        imgsz: int | None = None,
+        topk: int = 10,
+        alpha: float = 0.5,
+        beta: float = 6.0,
     ) -> None:
         if not isinstance(head, DFLDetect):
             raise TypeError(f"DFLLoss needs a DFLDetect head, got {type(head).__name__}")

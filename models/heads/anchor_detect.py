@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from models.heads.base import DetectionHead
 from models.layer_spec import register_layer
+from utils.autoanchor import check_anchors, label_wh_at_size
 
 # YOLOv5's P3 anchors in grid units; used to derive placeholder anchors when a config gives only a count.
 _DEFAULT_ANCHOR_SHAPES = ((1.25, 1.625), (2.0, 3.75), (4.125, 2.875))
@@ -26,6 +28,10 @@ class AnchorDetect(DetectionHead):
     """YOLOv5 Detect. Anchors are stored in pixels, shape (levels, anchors, 2), ordered to match the strides."""
 
     has_objectness = True
+    family = "anchor"
+    hyp_file = "hyp.scratch-anchor.yaml"
+    loss_name = "AnchorLoss"
+    val_iou = 0.6  # YOLOv5's validation NMS IoU
 
     def __init__(
         self,
@@ -56,6 +62,17 @@ class AnchorDetect(DetectionHead):
         area = self.anchors.prod(-1).mean(-1)
         if self.nl > 1 and (area[-1] - area[0]).sign() != (self.stride[-1] - self.stride[0]).sign():
             self.anchors[:] = self.anchors.flip(0)
+
+    def prepare_training(self, dataset: Any, hyp: Mapping[str, Any], imgsz: int, seed: int) -> None:
+        """AutoAnchor: refit the anchors when they match under 98% of the training boxes (seeded k-means)."""
+        labelled = [
+            (labels[:, 3:5], shape[::-1]) for labels, shape in zip(dataset.labels, dataset.shapes) if len(labels)
+        ]  # dataset shapes are (width, height)
+        if labelled:
+            wh, shapes = zip(*labelled)
+            check_anchors(
+                self, label_wh_at_size(wh, shapes, imgsz), threshold=hyp.get("anchor_t", 4.0), imgsz=imgsz, seed=seed
+            )
 
     @torch.no_grad()
     def initialize_biases(self, class_frequency: torch.Tensor | None = None) -> None:

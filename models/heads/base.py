@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 import torch
 import torch.nn as nn
 
@@ -15,11 +18,36 @@ class DetectionHead(nn.Module):
     Subclasses implement `predict_raw(features) -> list[Tensor]` (the per-level maps the loss consumes) and
     `decode(raw) -> Tensor` of shape (batch, anchors, 4 + [1 objectness] + nc), boxes as xywh in pixels and
     scores as probabilities. `has_objectness` says whether column 4 is an objectness score.
+
+    A head also owns its training recipe, so the engine asks it instead of testing its type: `family` (the name
+    checkpoints and exports record; a subclass that declares one is registered in `HEAD_FAMILIES`), `hyp_file`
+    (its default hyperparameters, a file in data/hyps/), `loss_name` (a loss registered in losses/),
+    `val_iou` (the NMS IoU validation uses by default) and `prepare_training()` (a step before the first epoch).
     """
 
-    has_objectness: bool = False
+    has_objectness: ClassVar[bool] = False
+    family: ClassVar[str] = ""
+    hyp_file: ClassVar[str] = ""
+    loss_name: ClassVar[str] = ""
+    val_iou: ClassVar[float] = 0.7
     nc: int
     stride: torch.Tensor
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        family = cls.__dict__.get("family")
+        if family:
+            known = HEAD_FAMILIES.get(family)
+            if known is not None and known.__qualname__ != cls.__qualname__:
+                raise ValueError(f"head family {family!r} is taken by {known.__name__}; {cls.__name__} needs its own")
+            HEAD_FAMILIES[family] = cls
+
+    def prepare_training(self, dataset: Any, hyp: Mapping[str, Any], imgsz: int, seed: int) -> None:
+        """Adapt to the training data before the first epoch (nothing by default).
+
+        `dataset` has `labels` (per image an (n, 5) array: class, x, y, w, h normalised) and `shapes` (per image
+        its original (width, height)).
+        """
 
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor] | torch.Tensor:
         raw = self.predict_raw(features)
@@ -45,3 +73,13 @@ class DetectionHead(nn.Module):
         args = [*ctx.args, [spec.channels for spec in ctx.inputs], strides]
         module = instantiate(cls, args)
         return LayerBuild(module, [FeatureSpec(module.no, None)], args)
+
+
+HEAD_FAMILIES: dict[str, type[DetectionHead]] = {}
+
+
+def head_family(name: str) -> type[DetectionHead]:
+    """The head class recorded under `name` in checkpoints and exports; ValueError naming the known ones."""
+    if name not in HEAD_FAMILIES:
+        raise ValueError(f"unknown head family {name!r} (expected one of {', '.join(sorted(HEAD_FAMILIES))})")
+    return HEAD_FAMILIES[name]

@@ -37,6 +37,11 @@ class DFL(nn.Module):
 class DFLDetect(DetectionHead):
     """YOLO11 Detect: box branch (two 3x3 Convs) and a light class branch (depth-wise + 1x1, twice)."""
 
+    family = "dfl"
+    hyp_file = "hyp.scratch-dfl.yaml"
+    loss_name = "DFLLoss"
+    val_iou = 0.7  # ultralytics' validation NMS IoU
+
     def __init__(self, nc: int, in_channels: Sequence[int], strides: Sequence[float], reg_max: int = 16) -> None:
         super().__init__()
         self.nc = nc
