@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from engine.trainer import default_hyp_path, load_hyp  # noqa: E402
+from engine.train_setup import default_hyp_path, load_hyp  # noqa: E402
 from losses import build_loss  # noqa: E402
 from models.detection_model import DetectionModel  # noqa: E402
 from models.summary import count_parameters, gflops  # noqa: E402

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine.metadata import ModelMetadata
-from engine.trainer import default_hyp_path
+from engine.train_setup import default_hyp_path
 from losses import LOSSES, AnchorLoss, DFLLoss, build_loss, register_loss
 from models.detection_model import DetectionModel
 from models.heads import AnchorDetect, DFLDetect

@@ -56,7 +56,7 @@ def test_resume_is_exact_and_run_files_exist(tiny_data: Path, tmp_path: Path) ->
     with pytest.raises(_Interrupt):
         train(
             options(tiny_data, tmp_path, name="interrupted", noplots=True, **common),
-            callbacks={"on_epoch_end": [_interrupt_after_first_epoch]},
+            callbacks={"after_epoch": [_interrupt_after_first_epoch]},
         )
     last = tmp_path / "interrupted" / "weights" / "last.pt"
     assert load_checkpoint(last)["epoch"] == 0

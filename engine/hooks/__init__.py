@@ -1,0 +1,59 @@
+"""Training hooks: every concern of a run beyond the core step, one small class each, in one ordered list.
+
+`default_hooks()` is the list a Trainer uses unless given its own; order matters within an event (evaluation
+before the logs and checkpoints that record its metrics, plots before the loggers that read their images).
+"""
+
+from __future__ import annotations
+
+from engine.hooks.base import EVENTS, CallbackHook, Hook, HookList, UnknownEventError, check_event
+from engine.hooks.checkpoint import CheckpointHook
+from engine.hooks.close_mosaic import CloseMosaicHook
+from engine.hooks.csv_log import CSVLogHook
+from engine.hooks.early_stopping import EarlyStoppingHook
+from engine.hooks.ema import EMAHook
+from engine.hooks.evaluation import EvaluationHook
+from engine.hooks.logger import LoggerHook, epoch_scalars
+from engine.hooks.lr_schedule import LRScheduleHook
+from engine.hooks.plots import PlotsHook
+from engine.hooks.progress import ProgressBarHook
+from engine.hooks.run_summary import RunSummaryHook
+
+
+def default_hooks() -> list[Hook]:
+    """A fresh list of the standard hooks, in the order they run for each event."""
+    return [
+        LRScheduleHook(),  # warm-up per step, schedule per epoch
+        CloseMosaicHook(),
+        EMAHook(),
+        ProgressBarHook(),
+        EvaluationHook(),  # after_epoch: metrics and best fitness; after_train: validates best.pt
+        PlotsHook(),  # before the loggers, which log the images it writes
+        CSVLogHook(),
+        CheckpointHook(),  # after evaluation: saves its metrics; after_train: strips last.pt and best.pt
+        EarlyStoppingHook(),
+        RunSummaryHook(),
+    ]
+
+
+__all__ = [
+    "EVENTS",
+    "CSVLogHook",
+    "CallbackHook",
+    "CheckpointHook",
+    "CloseMosaicHook",
+    "EMAHook",
+    "EarlyStoppingHook",
+    "EvaluationHook",
+    "Hook",
+    "HookList",
+    "LRScheduleHook",
+    "LoggerHook",
+    "PlotsHook",
+    "ProgressBarHook",
+    "RunSummaryHook",
+    "UnknownEventError",
+    "check_event",
+    "default_hooks",
+    "epoch_scalars",
+]

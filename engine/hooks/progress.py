@@ -1,0 +1,52 @@
+"""The per-epoch progress bar: epoch, memory, running mean losses, instances and image size of the batch."""
+
+from __future__ import annotations
+
+import resource
+from typing import TYPE_CHECKING
+
+import torch
+from tqdm import tqdm
+
+from engine.hooks.base import Hook
+from utils.logging import LOGGER
+
+if TYPE_CHECKING:
+    from engine.trainer import Trainer
+
+
+class ProgressBarHook(Hook):
+    main_process_only = True
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def before_epoch(self, trainer: Trainer) -> None:
+        header = ("Epoch", "mem", *trainer.loss_fn.names, "Instances", "Size")
+        LOGGER.info(("\n" + "%11s" * len(header)) % header)
+        self.bar = tqdm(total=trainer.num_batches, bar_format="{l_bar}{bar:10}{r_bar}")
+
+    def after_step(self, trainer: Trainer) -> None:
+        losses = trainer.mean_losses.tolist()
+        self.bar.set_description(
+            ("%11s" * 2 + "%11.4g" * (len(losses) + 2))
+            % (
+                f"{trainer.epoch + 1}/{trainer.options.epochs}",
+                memory_text(trainer.device),
+                *losses,
+                trainer.targets.shape[0],
+                trainer.images.shape[-1],
+            ),
+            refresh=False,
+        )
+        self.bar.update(1)
+
+    def after_epoch(self, trainer: Trainer) -> None:
+        self.bar.close()
+
+
+def memory_text(device: torch.device) -> str:
+    """Reserved CUDA memory, or on CPU the process's peak resident memory, in GB."""
+    if device.type == "cuda":
+        return f"{torch.cuda.memory_reserved(device) / 1e9:.3g}G"
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.3g}G"  # Linux reports kB
