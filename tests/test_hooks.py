@@ -1,7 +1,11 @@
-"""The trainer's hooks: a user hook sees the events in order, misspelt events raise, the schedule resumes exactly."""
+"""The trainer's hooks: a user hook sees the events in order, misspelt events raise, the schedule resumes exactly,
+TensorBoard gets the scalars and images."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,8 @@ from engine.train_options import TrainOptions
 from engine.train_setup import HYP_DIR
 from engine.trainer import Trainer, train
 from utils.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def options(data: Path, project: Path, **overrides) -> TrainOptions:
@@ -128,3 +134,27 @@ def test_resume_continues_the_schedule_after_warmup(tiny_data: Path, tmp_path: P
     a = load_checkpoint(straight / "weights" / "last.pt")["model"]
     b = load_checkpoint(resumed / "weights" / "last.pt")["model"]
     assert all(a[k].equal(b[k]) for k in a)
+
+
+def test_tensorboard_events_from_train_py(tiny_data: Path, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    command = [sys.executable, "train.py", "--cfg", "yolo11n.yaml", "--epochs", "1", "--imgsz", "64"]
+    command += ["--data", str(tiny_data), "--batch-size", "4", "--project", str(tmp_path), "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run = tmp_path / "exp"
+    assert list(run.glob("events.out.tfevents.*"))
+    events = EventAccumulator(str(run)).Reload()
+    scalars = set(events.Tags()["scalars"])
+    for name in ("train/box_loss", "train/cls_loss", "train/dfl_loss", "val/box_loss", "lr/pg0", "lr/pg2"):
+        assert name in scalars, (name, scalars)
+    for name in ("metrics/precision", "metrics/recall", "metrics/mAP50", "metrics/mAP50-95"):
+        assert name in scalars, (name, scalars)
+    csv_rows = (run / "results.csv").read_text().split()
+    header, values = csv_rows[0].split(","), csv_rows[1].split(",")
+    logged = events.Scalars("train/box_loss")
+    assert [e.step for e in logged] == [0]
+    assert logged[0].value == pytest.approx(float(values[header.index("train/box_loss")]), rel=1e-4)
+    assert {"labels", "train_batch0"} <= set(events.Tags()["images"])

@@ -18,6 +18,7 @@ from engine.hooks.lr_schedule import LRScheduleHook
 from engine.hooks.plots import PlotsHook
 from engine.hooks.progress import ProgressBarHook
 from engine.hooks.run_summary import RunSummaryHook
+from engine.hooks.tensorboard_log import TensorBoardHook
 
 
 def default_hooks() -> list[Hook]:
@@ -30,6 +31,7 @@ def default_hooks() -> list[Hook]:
         EvaluationHook(),  # after_epoch: metrics and best fitness; after_train: validates best.pt
         PlotsHook(),  # before the loggers, which log the images it writes
         CSVLogHook(),
+        TensorBoardHook(),
         CheckpointHook(),  # after evaluation: saves its metrics; after_train: strips last.pt and best.pt
         EarlyStoppingHook(),
         RunSummaryHook(),
@@ -52,6 +54,7 @@ __all__ = [
     "PlotsHook",
     "ProgressBarHook",
     "RunSummaryHook",
+    "TensorBoardHook",
     "UnknownEventError",
     "check_event",
     "default_hooks",
