@@ -7,7 +7,7 @@ is a hook in engine/hooks/, called at the events of engine/hooks/base.py in the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from dataio.data_config import load_data_config
 from dataio.multiscale import random_rescale_batch
 from engine.ema import ModelEMA
 from engine.hooks import CallbackHook, Hook, HookList, check_event, default_hooks
+from engine.hooks.base import Callback
 from engine.optim import build_optimizer
 from engine.train_data import training_loader, validation_loader
 from engine.train_options import TrainOptions
@@ -41,8 +42,6 @@ from utils.files import increment_path
 from utils.logging import LOGGER, set_verbosity
 from utils.torch_utils import init_seeds, select_device
 
-Callback = Callable[["Trainer"], None]
-
 __all__ = ["Trainer", "TrainingError", "train"]
 
 
@@ -60,6 +59,11 @@ class Trainer:
         hooks: Sequence[Hook] | None = None,
         callbacks: Mapping[str, Sequence[Callback]] | None = None,
     ) -> None:
+        # hooks first: a misspelt event fails before anything is loaded, joined or created
+        self.hooks = HookList(main_process=dist_utils.is_main_process())
+        self.register_hooks(*(default_hooks() if hooks is None else hooks))
+        if callbacks:
+            self.register_hooks(CallbackHook(callbacks))
         self.resume_checkpoint: dict[str, Any] | None = None
         if options.resume:
             options, self.resume_checkpoint = load_resume(options)
@@ -89,11 +93,6 @@ class Trainer:
         self.val_losses: list[float] = []
         self.lrs: list[float] = []
         self.ema: ModelEMA | None = None
-
-        self.hooks = HookList(main_process=self.is_main)
-        self.register_hooks(*(default_hooks() if hooks is None else hooks))
-        if callbacks:
-            self.register_hooks(CallbackHook(callbacks))
 
     # ------------------------------------------------------------------ hooks
     def register_hooks(self, *hooks: Hook) -> None:
