@@ -8,7 +8,6 @@ torchrun --nproc_per_node 2 train.py --cfg yolo11n.yaml # several processes (GPU
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -16,14 +15,14 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from engine.train_options import add_train_arguments, options_from_args  # noqa: E402
+from engine.train_options import TrainOptions  # noqa: E402
 from engine.trainer import train  # noqa: E402
 from utils.cli import USER_ERRORS, report_user_error  # noqa: E402
+from utils.options import parse_options  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    options = options_from_args(add_train_arguments(parser).parse_args(argv))
+    options = parse_options(TrainOptions, argv, description=__doc__)
     try:
         train(options)
     except USER_ERRORS as e:

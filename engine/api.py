@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from engine.backends import Backend, PyTorchBackend, load_backend
 from engine.predict import Detections, Predictor
+from engine.predict_options import PREDICT_DEFAULTS as D
 from engine.sources import Source
 from utils.torch_utils import select_device
 
@@ -28,14 +29,14 @@ class Detector:
     def __init__(
         self,
         weights: str | Path | nn.Module,
-        device: str = "",
-        imgsz: int | Sequence[int] | None = None,
-        conf_thres: float = 0.25,
-        iou_thres: float = 0.45,
-        classes: list[int] | None = None,
-        agnostic_nms: bool = False,
-        max_det: int = 1000,
-        half: bool = False,
+        device: str = D.device,
+        imgsz: int | Sequence[int] | None = D.imgsz,
+        conf_thres: float = D.conf_thres,
+        iou_thres: float = D.iou_thres,
+        classes: list[int] | None = D.classes,
+        agnostic_nms: bool = D.agnostic_nms,
+        max_det: int = D.max_det,
+        half: bool = D.half,
     ) -> None:
         if isinstance(weights, nn.Module):
             backend: Backend = PyTorchBackend(None, weights, select_device(device), half)
@@ -48,7 +49,7 @@ class Detector:
     def names(self) -> dict[int, str]:
         return self.predictor.backend.names
 
-    def predict(self, source: str | Path | np.ndarray | Sequence, vid_stride: int = 1) -> list[Detections]:
+    def predict(self, source: str | Path | np.ndarray | Sequence, vid_stride: int = D.vid_stride) -> list[Detections]:
         """Detections per image (per frame for videos), in the source's order.
 
         `source` is anything detect.py takes (a file, folder, glob, video, .txt list, stream), an image array,

@@ -12,14 +12,13 @@ import numpy as np
 
 from engine.backends import load_backend
 from engine.predict import Detections, Predictor, Timings
+from engine.predict_options import PREDICT_DEFAULTS as D
+from engine.predict_options import SAMPLE_IMAGES as SAMPLE_IMAGES  # where tests and users look for it
 from engine.sources import Frame, Source
 from engine.weights import resolve_weights
 from utils.annotate import draw_detections
 from utils.files import increment_path
 from utils.logging import LOGGER
-
-# The default source: three bundled aerial tiles (data/images/README.md), found from any working directory.
-SAMPLE_IMAGES = Path(__file__).resolve().parent.parent / "data" / "images"
 
 
 @dataclass
@@ -86,30 +85,30 @@ def save_crops(
 
 
 def detect(
-    source: str | Path | int | np.ndarray | Sequence = SAMPLE_IMAGES,
-    weights: str | Path | None = None,
-    imgsz: int | Sequence[int] | None = None,
-    conf_thres: float = 0.25,
-    iou_thres: float = 0.45,
-    max_det: int = 1000,
-    device: str = "",
-    classes: list[int] | None = None,
-    agnostic_nms: bool = False,
-    save_txt: bool = False,
-    save_conf: bool = False,
-    save_crop: bool = False,
-    nosave: bool = False,
-    line_thickness: int | None = 3,
-    hide_labels: bool = False,
-    hide_conf: bool = False,
-    vid_stride: int = 1,
-    half: bool = False,
-    project: str | Path | None = None,
-    name: str = "exp",
-    exist_ok: bool = False,
-    runs_dir: str | Path = "runs",
+    source: str | Path | int | np.ndarray | Sequence = D.source,
+    weights: str | Path | None = D.weights,
+    imgsz: int | Sequence[int] | None = D.imgsz,
+    conf_thres: float = D.conf_thres,
+    iou_thres: float = D.iou_thres,
+    max_det: int = D.max_det,
+    device: str = D.device,
+    classes: list[int] | None = D.classes,
+    agnostic_nms: bool = D.agnostic_nms,
+    save_txt: bool = D.save_txt,
+    save_conf: bool = D.save_conf,
+    save_crop: bool = D.save_crop,
+    nosave: bool = D.nosave,
+    line_thickness: int | None = D.line_thickness,
+    hide_labels: bool = D.hide_labels,
+    hide_conf: bool = D.hide_conf,
+    vid_stride: int = D.vid_stride,
+    half: bool = D.half,
+    project: str | Path | None = D.project,
+    name: str = D.name,
+    exist_ok: bool = D.exist_ok,
+    runs_dir: str | Path = D.runs_dir,
 ) -> DetectRun:
-    """Run detection on `source` and save what was asked; see detect.py --help for the options.
+    """Run detection on `source` and save what was asked; the parameters are PredictOptions' (detect.py --help).
 
     Without `weights` the newest `<runs_dir>/train/*/weights/best.pt` is used. Outputs go to
     `<project>/<name>` (default `<runs_dir>/detect/exp`, numbered exp2, exp3, ... unless `exist_ok`).

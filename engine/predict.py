@@ -15,6 +15,7 @@ import torch
 
 from engine.backends import Backend
 from engine.imgsz import check_imgsz
+from engine.predict_options import PREDICT_DEFAULTS as D
 from utils.boxes import xyxy_to_xywh
 from utils.letterbox import letterbox, scale_boxes_to_original
 from utils.logging import LOGGER
@@ -89,11 +90,11 @@ def postprocess(
     paths: Sequence[str],
     names: dict[int, str],
     has_objectness: bool,
-    conf_thres: float = 0.25,
-    iou_thres: float = 0.45,
+    conf_thres: float = D.conf_thres,
+    iou_thres: float = D.iou_thres,
     classes: list[int] | None = None,
-    agnostic: bool = False,
-    max_det: int = 1000,
+    agnostic: bool = D.agnostic_nms,
+    max_det: int = D.max_det,
 ) -> list[Detections]:
     """NMS, then boxes from letterboxed input pixels back to each original image."""
     kept = non_max_suppression(
@@ -122,11 +123,11 @@ class Predictor:
         self,
         backend: Backend,
         imgsz: int | Sequence[int] | None = None,
-        conf_thres: float = 0.25,
-        iou_thres: float = 0.45,
+        conf_thres: float = D.conf_thres,
+        iou_thres: float = D.iou_thres,
         classes: list[int] | None = None,
-        agnostic_nms: bool = False,
-        max_det: int = 1000,
+        agnostic_nms: bool = D.agnostic_nms,
+        max_det: int = D.max_det,
         rect: bool | None = None,
     ) -> None:
         self.backend = backend

@@ -3,7 +3,6 @@ optionally write COCO JSON and score it with pycocotools."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,41 +12,15 @@ from dataio.data_config import DataConfig, load_data_config
 from dataio.dataset import YoloDataset
 from dataio.loader import build_dataloader
 from engine.backends import Backend, load_backend
+from engine.predict_options import PREDICT_DEFAULTS
 from engine.val_data import validation_dataset
+from engine.val_options import TASKS, ValOptions
 from engine.validator import ValidationResult, validate
 from engine.weights import resolve_weights
 from utils.files import increment_path
 from utils.logging import LOGGER
 
-TASKS = ("val", "test", "speed")
 DEFAULT_DATA = "trees.yaml"  # for models that do not record their training data (built in memory, older exports)
-
-
-@dataclass
-class ValOptions:
-    weights: str | None = None  # .pt / .torchscript / .onnx; default the newest runs/train/*/weights/best.pt
-    data: str | None = None  # default: the data the model was trained on (in its metadata), else trees.yaml
-    imgsz: int | None = None  # default: the checkpoint's training size (or the export's), else 640
-    batch_size: int = 32
-    conf_thres: float = 0.001
-    iou_thres: float | None = None  # default: the head's val_iou (0.6 anchor, 0.7 DFL, as the references)
-    max_det: int = 300
-    task: str = "val"
-    single_cls: bool = False
-    rect: bool = False  # rectangular batches (YOLOv5's val): faster on non-square images; see engine/val_data.py
-    augment: bool = False
-    verbose: bool = False
-    save_txt: bool = False
-    save_conf: bool = False
-    save_json: bool = False
-    plots: bool = True
-    device: str = ""
-    half: bool = False
-    workers: int = 2
-    project: str = "runs/val"
-    name: str = "exp"
-    exist_ok: bool = False
-    runs_dir: str = "runs"
 
 
 def _validation_input(backend: Backend, requested: int, rect: bool, augment: bool) -> tuple[int, bool]:
@@ -158,8 +131,8 @@ def run_val(options: ValOptions) -> ValidationResult:
         loader,
         names=names,
         device=backend.device,
-        conf_thres=0.25 if speed_only else options.conf_thres,
-        iou_thres=0.45 if speed_only else iou,
+        conf_thres=PREDICT_DEFAULTS.conf_thres if speed_only else options.conf_thres,  # speed: as detect.py runs
+        iou_thres=PREDICT_DEFAULTS.iou_thres if speed_only else iou,
         max_det=options.max_det,
         half=options.half,
         augment=options.augment,

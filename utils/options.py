@@ -1,0 +1,139 @@
+"""Command-line options declared once, on the fields of a dataclass.
+
+A script's options are one dataclass whose fields are declared with `option(default, help=..., choices=...,
+aliases=...)`. `add_arguments` turns every field into an argparse flag: `--batch-size` for `batch_size`, the
+converter from the annotation (`int | None` -> int, `list[int]` or `Sequence[str]` -> one or more values), help,
+choices and aliases from the metadata. Bool fields are switches: `--flag` when the default is False,
+`--flag/--no-flag` (BooleanOptionalAction) when it is True. The default is written only on the field, so the
+parser, the Python API and the checkpoints that store the options cannot disagree; a field without `option()`
+metadata is an error when the parser is built, so no field goes without a flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+OptionsT = TypeVar("OptionsT")
+
+_METADATA_KEY = "option"
+_SCALARS = (int, float, str)
+_SEQUENCES = (list, tuple, Sequence)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionSpec:
+    """How one field appears on the command line (the field's name and default give the rest)."""
+
+    help: str
+    choices: tuple[Any, ...] | None = None
+    aliases: tuple[str, ...] = ()
+    nargs: str | int | None = None  # instead of the one the annotation implies
+    const: Any = None  # the value of a flag given without its argument (nargs="?")
+    type: Callable[[str], Any] | None = None  # instead of the converter the annotation implies
+
+
+def option(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,
+    choices: Sequence[Any] | None = None,
+    aliases: Sequence[str] = (),
+    nargs: str | int | None = None,
+    const: Any = None,
+    type: Callable[[str], Any] | None = None,
+) -> Any:
+    """A dataclass field that is also a command-line flag (see the module docstring). Defaults must be immutable."""
+    spec = OptionSpec(help, tuple(choices) if choices is not None else None, tuple(aliases), nargs, const, type)
+    return dataclasses.field(default=default, metadata={_METADATA_KEY: spec})
+
+
+def flag_name(field_name: str) -> str:
+    """`batch_size` -> `--batch-size`."""
+    return "--" + field_name.replace("_", "-")
+
+
+def add_arguments(parser: argparse.ArgumentParser, options_class: type) -> argparse.ArgumentParser:
+    """Add one flag per field of `options_class` to `parser`; returns the parser."""
+    hints = typing.get_type_hints(options_class)
+    for field in dataclasses.fields(options_class):
+        spec = field.metadata.get(_METADATA_KEY)
+        if spec is None:
+            raise TypeError(
+                f"{options_class.__name__}.{field.name} is not declared with option(): it would have no flag"
+            )
+        parser.add_argument(flag_name(field.name), *spec.aliases, **_argument(options_class, field, hints[field.name]))
+    return parser
+
+
+def build_parser(options_class: type, description: str | None = None) -> argparse.ArgumentParser:
+    """A parser with every flag of `options_class`; `description` is shown as written (a script's docstring)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return add_arguments(parser, options_class)
+
+
+def parse_options(
+    options_class: type[OptionsT], argv: Sequence[str] | None = None, description: str | None = None
+) -> OptionsT:
+    """`options_class` filled from the command line (`argv`, default sys.argv[1:]); bad flags exit with status 2."""
+    namespace = build_parser(options_class, description).parse_args(argv)
+    return options_class(**vars(namespace))
+
+
+def _argument(options_class: type, field: dataclasses.Field, annotation: Any) -> dict[str, Any]:
+    """argparse.add_argument keywords for one field."""
+    spec: OptionSpec = field.metadata[_METADATA_KEY]
+    if field.default is dataclasses.MISSING:
+        raise TypeError(f"{options_class.__name__}.{field.name}: an option needs a default")
+    kwargs: dict[str, Any] = {"dest": field.name, "default": field.default, "help": _help(spec.help, field.default)}
+    base = _without_none(annotation)
+    if base is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction if field.default is True else "store_true"
+        return kwargs
+    element, many = _element_type(base)
+    converter = spec.type or element
+    if converter is None:
+        raise TypeError(
+            f"{options_class.__name__}.{field.name}: cannot derive a converter from {annotation}; pass option(type=...)"
+        )
+    kwargs["type"] = converter
+    nargs = spec.nargs if spec.nargs is not None else ("+" if many else None)
+    if nargs is not None:
+        kwargs["nargs"] = nargs
+    if spec.const is not None:
+        kwargs["const"] = spec.const
+    if spec.choices is not None:
+        kwargs["choices"] = spec.choices
+    return kwargs
+
+
+def _without_none(annotation: Any) -> Any:
+    """`X | None` -> X; other annotations unchanged."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = tuple(a for a in typing.get_args(annotation) if a is not type(None))
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def _element_type(annotation: Any) -> tuple[Callable[[str], Any] | None, bool]:
+    """(converter, takes several values?): int -> (int, False); list[int] / Sequence[str] -> (int|str, True)."""
+    if annotation in _SCALARS:
+        return annotation, False
+    if typing.get_origin(annotation) in _SEQUENCES:
+        args = typing.get_args(annotation)
+        if args and args[0] in _SCALARS:
+            return args[0], True
+    return None, False
+
+
+def _help(text: str, default: Any) -> str:
+    """The help text (a literal '%' escaped for argparse) with the default appended where it says something."""
+    text = text.replace("%", "%%")
+    if default is None or isinstance(default, bool) or default == "" or "default" in text:
+        return text
+    shown = " ".join(str(v) for v in default) if isinstance(default, (list, tuple)) else str(default)
+    return f"{text} (default: {shown.replace('%', '%%')})"
