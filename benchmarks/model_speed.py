@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from engine.train_setup import default_hyp_path, load_hyp  # noqa: E402
+from engine.hyperparameters import hyperparameters_for  # noqa: E402
 from losses import build_loss  # noqa: E402
 from models.detection_model import DetectionModel  # noqa: E402
 from models.summary import count_parameters, gflops  # noqa: E402
@@ -60,7 +60,7 @@ def latency_ms(model: torch.nn.Module, imgsz: int, runs: int) -> float:
 def train_step_s(cfg: str, imgsz: int, batch: int) -> float:
     torch.manual_seed(0)
     model = DetectionModel(cfg, nc=1).train()
-    hyp = load_hyp(default_hyp_path(model))
+    hyp = hyperparameters_for(model)
     loss_fn = build_loss(model, hyp, imgsz=imgsz)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     images = torch.rand(batch, 3, imgsz, imgsz)

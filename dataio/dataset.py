@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from dataio.augment import (
     random_mosaic_centre,
     random_perspective,
 )
+from dataio.augmentation_hyp import AugmentationHyp
 from dataio.image_io import read_image
 from dataio.label_checks import Problem
 from dataio.rect import aspect_order, rect_batch_shapes
@@ -29,22 +31,6 @@ from dataio.scan import load_or_scan
 from dataio.sources import DatasetSourceError, SplitSource, list_images
 from utils.letterbox import PAD_COLOR, letterbox
 from utils.logging import LOGGER
-
-# Used for keys a `hyp` dict leaves out (the values of data/hyps/hyp.scratch-*.yaml).
-DEFAULT_AUGMENTATION = {
-    "hsv_h": 0.015,
-    "hsv_s": 0.7,
-    "hsv_v": 0.4,
-    "degrees": 0.0,
-    "translate": 0.1,
-    "scale": 0.5,
-    "shear": 0.0,
-    "perspective": 0.0,
-    "flipud": 0.0,
-    "fliplr": 0.5,
-    "mosaic": 1.0,
-    "mixup": 0.0,
-}
 
 # (original (h0, w0), ((ratio_h, ratio_w), (pad_w, pad_h))), or None for a mosaic (no single original).
 ShapeInfo = tuple[tuple[int, int], tuple[tuple[float, float], tuple[float, float]]] | None
@@ -76,7 +62,7 @@ class YoloDataset(Dataset):
         source: SplitSource,
         imgsz: int = 640,
         augment: bool = False,
-        hyp: dict[str, Any] | None = None,
+        hyp: AugmentationHyp | Mapping[str, Any] | None = None,
         rect: bool = False,
         stride: int = 32,
         batch_size: int = 16,
@@ -92,7 +78,7 @@ class YoloDataset(Dataset):
             raise ValueError(f"imgsz={imgsz} must be a multiple of stride={stride}")
         self.imgsz, self.stride, self.augment, self.rect = int(imgsz), int(stride), augment, rect
         self.batch_size, self.pad, self.seed, self.prefix = batch_size, pad, int(seed), prefix
-        self.hyp = {**DEFAULT_AUGMENTATION, **{k: v for k, v in (hyp or {}).items() if k in DEFAULT_AUGMENTATION}}
+        self.hyp = AugmentationHyp.read(hyp)
         self.epoch = 0
         self._mosaic_closed = False
 
@@ -141,7 +127,7 @@ class YoloDataset(Dataset):
 
     @property
     def mosaic_enabled(self) -> bool:
-        return self.augment and not self.rect and not self._mosaic_closed and self.hyp["mosaic"] > 0
+        return self.augment and not self.rect and not self._mosaic_closed and self.hyp.mosaic > 0
 
     def rng_for(self, index: int) -> np.random.Generator:
         """The generator of item `index` in the current epoch."""
@@ -157,10 +143,10 @@ class YoloDataset(Dataset):
         hyp = self.hyp
         shape_info: ShapeInfo = None
         # Draw the mosaic decision even when augmentation is off so the draw sequence does not depend on it.
-        use_mosaic = rng.random() < hyp["mosaic"] and self.mosaic_enabled
+        use_mosaic = rng.random() < hyp.mosaic and self.mosaic_enabled
         if use_mosaic:
             image, labels = self._load_mosaic(index, rng)
-            if rng.random() < hyp["mixup"]:
+            if rng.random() < hyp.mixup:
                 image, labels = mixup(image, labels, *self._load_mosaic(int(rng.integers(len(self))), rng), rng)
         else:
             image, (h0, w0), (h, w) = self.load_image(index)
@@ -172,10 +158,10 @@ class YoloDataset(Dataset):
             if self.augment:
                 image, labels = self._random_perspective(image, labels, rng)
         if self.augment:
-            image = augment_hsv(image, rng, hyp["hsv_h"], hyp["hsv_s"], hyp["hsv_v"])
-            if rng.random() < hyp["flipud"]:
+            image = augment_hsv(image, rng, hyp.hsv_h, hyp.hsv_s, hyp.hsv_v)
+            if rng.random() < hyp.flipud:
                 image, labels = flip_ud(image, labels)
-            if rng.random() < hyp["fliplr"]:
+            if rng.random() < hyp.fliplr:
                 image, labels = flip_lr(image, labels)
 
         targets = torch.from_numpy(_normalised_targets(labels, image.shape[1], image.shape[0]))
@@ -239,7 +225,7 @@ class YoloDataset(Dataset):
         """`random_perspective` with this dataset's geometric hyperparameters."""
         hyp = self.hyp
         return random_perspective(
-            image, labels, rng, hyp["degrees"], hyp["translate"], hyp["scale"], hyp["shear"], hyp["perspective"], border
+            image, labels, rng, hyp.degrees, hyp.translate, hyp.scale, hyp.shear, hyp.perspective, border
         )
 
     # -- batching -----------------------------------------------------------------------------------------

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
 OPTIMIZERS = ("SGD", "Adam", "AdamW")
+
+
+@dataclass(frozen=True)
+class OptimizerHyp:
+    """The optimiser and schedule section of a hyperparameter file (data/hyps/*.yaml)."""
+
+    lr0: float  # initial learning rate (SGD 1e-2, Adam/AdamW 1e-3)
+    lrf: float  # final learning rate as a fraction of lr0
+    momentum: float  # SGD momentum / Adam beta1
+    weight_decay: float  # applied to conv and linear weights only (not BatchNorm, not biases)
+    warmup_epochs: float  # fractions allowed
+    warmup_momentum: float = 0.8  # momentum (Adam beta1) at the start of warm-up
+    warmup_bias_lr: float = 0.1  # the biases' learning rate at the start of warm-up
 
 
 def build_optimizer(
@@ -55,7 +69,7 @@ def warmup_values(
     iteration: int,
     warmup_iterations: int,
     epoch_lr: float,
-    hyp: dict,
+    hyp: OptimizerHyp,
 ) -> tuple[list[float], float]:
     """Learning rates for the three groups and the momentum during warm-up.
 
@@ -66,9 +80,9 @@ def warmup_values(
     rates = [
         float(_interp(fraction, 0.0, epoch_lr)),
         float(_interp(fraction, 0.0, epoch_lr)),
-        float(_interp(fraction, hyp.get("warmup_bias_lr", 0.1), epoch_lr)),
+        float(_interp(fraction, hyp.warmup_bias_lr, epoch_lr)),
     ]
-    momentum = float(_interp(fraction, hyp.get("warmup_momentum", 0.8), hyp["momentum"]))
+    momentum = float(_interp(fraction, hyp.warmup_momentum, hyp.momentum))
     return rates, momentum
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dataio.augmentation_hyp import AugmentationHyp
 from dataio.data_config import DataConfig
 from dataio.dataset import YoloDataset
 from dataio.loader import build_dataloader
@@ -23,7 +24,7 @@ def cache_images(options: TrainOptions, source: Any) -> bool:
 def training_loader(
     options: TrainOptions,
     data: DataConfig,
-    hyp: dict[str, Any],
+    augmentation: AugmentationHyp,
     stride: int,
     batch_per_process: int,
     workers: int,
@@ -36,7 +37,7 @@ def training_loader(
             data.train,
             imgsz=options.imgsz,
             augment=True,
-            hyp=hyp,
+            hyp=augmentation,
             rect=options.rect,
             stride=stride,
             batch_size=batch_per_process,

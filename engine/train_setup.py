@@ -1,5 +1,6 @@
-"""What a training run needs before its first step, apart from the trainer itself: hyperparameters, the resumed
-checkpoint, transferred weights, frozen layers, BatchNorm momentum and the data loader's worker count."""
+"""What a training run needs before its first step, apart from the trainer itself and its hyperparameters
+(engine/hyperparameters.py): the resumed checkpoint, transferred weights, frozen layers, BatchNorm momentum and
+the data loader's worker count."""
 
 from __future__ import annotations
 
@@ -11,35 +12,16 @@ import torch
 import torch.nn as nn
 import yaml
 
+from engine.hyperparameters import Hyperparameters
 from engine.train_options import TrainOptions
 from models.detection_model import DetectionModel
 from utils.checkpoint import CheckpointError, load_checkpoint
-from utils.files import load_yaml, newest_weights
+from utils.files import newest_weights
 from utils.logging import LOGGER
-
-HYP_DIR = Path(__file__).resolve().parent.parent / "data" / "hyps"
 
 
 class TrainingError(ValueError):
     """A training run that cannot start or continue (bad options, nothing to resume, ...)."""
-
-
-def default_hyp_path(model: DetectionModel) -> Path:
-    """The head's own hyperparameters (anchor-based and DFL losses use different gains)."""
-    return HYP_DIR / model.head.hyp_file
-
-
-def load_hyp(path: str | Path) -> dict[str, Any]:
-    """A hyperparameter YAML by path, or by name from data/hyps/."""
-    path = Path(path)
-    if not path.is_file() and (HYP_DIR / path.name).is_file():
-        path = HYP_DIR / path.name
-    if not path.is_file():
-        raise TrainingError(f"--hyp {path}: file not found")
-    hyp = load_yaml(path, TrainingError)
-    if not isinstance(hyp, dict):
-        raise TrainingError(f"--hyp {path}: expected a mapping of hyperparameters")
-    return hyp
 
 
 def load_resume(options: TrainOptions) -> tuple[TrainOptions, dict[str, Any]]:
@@ -71,12 +53,12 @@ def load_named_checkpoint(path: str | Path, argument: str) -> dict[str, Any]:
         raise TrainingError(f"{argument} {e}") from None
 
 
-def write_run_files(save_dir: Path, options: TrainOptions, hyp: dict[str, Any]) -> None:
+def write_run_files(save_dir: Path, options: TrainOptions, hyp: Hyperparameters) -> None:
     """args.yaml and hyp.yaml: what the run was started with."""
     with open(save_dir / "args.yaml", "w") as f:
         yaml.safe_dump(options.to_dict(), f, sort_keys=False)
     with open(save_dir / "hyp.yaml", "w") as f:
-        yaml.safe_dump(hyp, f, sort_keys=False)
+        yaml.safe_dump(hyp.to_dict(), f, sort_keys=False)
 
 
 def transfer_weights(model: nn.Module, path: str) -> None:

@@ -20,14 +20,13 @@ from dataio.multiscale import random_rescale_batch
 from engine.ema import ModelEMA
 from engine.hooks import CallbackHook, Hook, HookList, check_event, default_hooks
 from engine.hooks.base import Callback
+from engine.hyperparameters import hyperparameters_for
 from engine.optim import build_optimizer
 from engine.train_data import training_loader, validation_loader
 from engine.train_options import TrainOptions
 from engine.train_setup import (
     TrainingError,
-    default_hyp_path,
     freeze_layers,
-    load_hyp,
     load_resume,
     resolve_workers,
     set_batchnorm_momentum,
@@ -112,9 +111,9 @@ class Trainer:
         o = self.options
         self.data = load_data_config(o.data)
         model = self.build_model()
-        self.hyp = load_hyp(o.hyp or default_hyp_path(model))
+        self.hyp = hyperparameters_for(model, o.hyp)  # read and checked once, here
         if o.label_smoothing:
-            self.hyp["label_smoothing"] = o.label_smoothing
+            self.hyp = self.hyp.replace(label_smoothing=o.label_smoothing)
         self.build_data(model)
         if self.resume_checkpoint is None:
             model.head.prepare_training(self.train_set, self.hyp, o.imgsz, o.seed)  # e.g. AutoAnchor
@@ -164,8 +163,9 @@ class Trainer:
         self.workers = resolve_workers(o.workers, self.device)
         self.batch_per_process = max(o.batch_size // self.world_size, 1)
         stride = int(model.stride.max())
+        augmentation = self.hyp.augmentation
         self.train_set, self.train_loader = training_loader(
-            o, self.data, self.hyp, stride, self.batch_per_process, self.workers, self.rank, self.world_size
+            o, self.data, augmentation, stride, self.batch_per_process, self.workers, self.rank, self.world_size
         )
         self.val_set, self.val_loader = None, None
         if self.is_main:
@@ -181,8 +181,9 @@ class Trainer:
         """SGD/Adam/AdamW without decay on norms and biases; decay scaled to the nominal batch size."""
         o = self.options
         self.accumulate = max(round(o.nbs / o.batch_size), 1)
-        weight_decay = self.hyp["weight_decay"] * o.batch_size * self.accumulate / o.nbs
-        return build_optimizer(model, o.optimizer, self.hyp["lr0"], self.hyp["momentum"], weight_decay)
+        hyp = self.hyp.optimizer
+        weight_decay = hyp.weight_decay * o.batch_size * self.accumulate / o.nbs
+        return build_optimizer(model, o.optimizer, hyp.lr0, hyp.momentum, weight_decay)
 
     def _restore_training_state(self, ckpt: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(ckpt["optimizer"])

@@ -8,12 +8,26 @@ from typing import Any
 
 import torch.nn as nn
 
-from losses.anchor_loss import ANCHOR_HYP_KEYS, AnchorLoss
+from losses.anchor_loss import AnchorLoss, AnchorLossHyp
 from losses.anchor_targets import LevelTargets, build_anchor_targets
 from losses.assigner import Assignment, TaskAlignedAssigner
-from losses.base import LOSSES, DetectionLoss, register_loss
-from losses.dfl_loss import DFL_HYP_KEYS, DFLLoss, distribution_focal_loss
+from losses.base import LOSSES, DetectionLoss, LossHyp, register_loss
+from losses.dfl_loss import DFLLoss, DFLLossHyp, distribution_focal_loss
 from models.heads.base import DetectionHead
+
+
+def loss_class(model: nn.Module) -> type[DetectionLoss]:
+    """The registered loss class `model`'s head names (`loss_name`); `model` may be wrapped (`.module`)."""
+    model = getattr(model, "module", model)
+    head = model.head if hasattr(model, "head") else model
+    if not isinstance(head, DetectionHead):
+        raise TypeError(f"a loss needs a model with a DetectionHead, got {type(head).__name__}")
+    if head.loss_name not in LOSSES:
+        raise TypeError(
+            f"{type(head).__name__}.loss_name {head.loss_name!r} is not a registered loss "
+            f"(known: {', '.join(sorted(LOSSES))}); decorate its class with losses.register_loss"
+        )
+    return LOSSES[head.loss_name]
 
 
 def build_loss(model: nn.Module, hyp: Mapping[str, Any], imgsz: int | None = None) -> DetectionLoss:
@@ -24,29 +38,23 @@ def build_loss(model: nn.Module, hyp: Mapping[str, Any], imgsz: int | None = Non
     scaling (default: each batch's own size). `model` may be wrapped (`.module`, as DDP/EMA do).
     """
     model = getattr(model, "module", model)
-    head = model.head if hasattr(model, "head") else model
-    if not isinstance(head, DetectionHead):
-        raise TypeError(f"build_loss needs a model with a DetectionHead, got {type(head).__name__}")
-    if head.loss_name not in LOSSES:
-        raise TypeError(
-            f"{type(head).__name__}.loss_name {head.loss_name!r} is not a registered loss "
-            f"(known: {', '.join(sorted(LOSSES))}); decorate its class with losses.register_loss"
-        )
-    return LOSSES[head.loss_name](head, hyp, imgsz=imgsz)
+    return loss_class(model)(model.head if hasattr(model, "head") else model, hyp, imgsz=imgsz)
 
 
 __all__ = [
-    "ANCHOR_HYP_KEYS",
     "AnchorLoss",
+    "AnchorLossHyp",
     "Assignment",
-    "DFL_HYP_KEYS",
     "DFLLoss",
+    "DFLLossHyp",
     "DetectionLoss",
     "LOSSES",
+    "LossHyp",
     "LevelTargets",
     "TaskAlignedAssigner",
     "build_anchor_targets",
     "build_loss",
     "distribution_focal_loss",
+    "loss_class",
     "register_loss",
 ]

@@ -4,12 +4,13 @@ and BCE class loss, each scaled by its gain."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from losses.anchor_targets import build_anchor_targets
-from losses.base import DetectionLoss, check_raw_preds, check_targets, register_loss, require_hyp
+from losses.base import DetectionLoss, LossHyp, check_raw_preds, check_targets, register_loss
 from losses.bce import FocalBCEWithLogits, smooth_bce_targets
 from models.heads.anchor_detect import AnchorDetect
 from utils.boxes import bbox_iou
@@ -18,7 +19,19 @@ from utils.boxes import bbox_iou
 _BALANCE = {3: (4.0, 1.0, 0.4)}
 _BALANCE_DEFAULT = (4.0, 1.0, 0.25, 0.06, 0.02)  # P3..P7
 
-ANCHOR_HYP_KEYS = ("box", "obj", "cls", "cls_pw", "obj_pw", "anchor_t", "fl_gamma", "label_smoothing")
+
+@dataclass(frozen=True)
+class AnchorLossHyp(LossHyp):
+    """The anchor-based loss's section of a hyperparameter file (data/hyps/hyp.scratch-anchor.yaml)."""
+
+    box: float  # CIoU box loss gain
+    cls: float  # class loss gain
+    cls_pw: float  # class BCE positive weight
+    obj: float  # objectness loss gain (scaled with image size)
+    obj_pw: float  # objectness BCE positive weight
+    anchor_t: float  # anchor-to-target size ratio threshold for matching
+    fl_gamma: float  # focal loss gamma (0 = plain BCE)
+    label_smoothing: float
 
 
 def objectness_balance(levels: int) -> tuple[float, ...]:
@@ -30,7 +43,7 @@ def objectness_balance(levels: int) -> tuple[float, ...]:
     return _BALANCE_DEFAULT[:levels]
 
 
-def scaled_gains(hyp: Mapping[str, float], levels: int, nc: int, imgsz: float) -> tuple[float, float, float]:
+def scaled_gains(hyp: AnchorLossHyp, levels: int, nc: int, imgsz: float) -> tuple[float, float, float]:
     """(box, obj, cls) gains as YOLOv5 scales them: the hyp files are tuned for 3 levels, 80 classes, 640 px.
 
     box x 3/levels; cls x nc/80 x 3/levels; obj x (imgsz/640)^2 x 3/levels (objectness is summed over more
@@ -38,9 +51,9 @@ def scaled_gains(hyp: Mapping[str, float], levels: int, nc: int, imgsz: float) -
     """
     per_level = 3.0 / levels
     return (
-        hyp["box"] * per_level,
-        hyp["obj"] * (imgsz / 640.0) ** 2 * per_level,
-        hyp["cls"] * nc / 80.0 * per_level,
+        hyp.box * per_level,
+        hyp.obj * (imgsz / 640.0) ** 2 * per_level,
+        hyp.cls * nc / 80.0 * per_level,
     )
 
 
@@ -54,21 +67,22 @@ class AnchorLoss(DetectionLoss):
     """
 
     names = ("box", "obj", "cls")
+    hyp_type = AnchorLossHyp
 
-    def __init__(self, head: AnchorDetect, hyp: Mapping[str, Any], imgsz: int | None = None) -> None:
+    def __init__(self, head: AnchorDetect, hyp: Mapping[str, Any] | AnchorLossHyp, imgsz: int | None = None) -> None:
         if not isinstance(head, AnchorDetect):
             raise TypeError(f"AnchorLoss needs an AnchorDetect head, got {type(head).__name__}")
-        self.hyp = require_hyp(hyp, ANCHOR_HYP_KEYS, "anchor-based")
+        self.hyp: AnchorLossHyp = self.read_hyp(hyp)
         if imgsz is not None and imgsz <= 0:
             raise ValueError(f"imgsz must be positive, got {imgsz}")
         self.head = head
         self.imgsz = imgsz
         self.nc, self.nl, self.na = head.nc, head.nl, head.na
         self.balance = objectness_balance(self.nl)
-        self.cls_positive, self.cls_negative = smooth_bce_targets(self.hyp["label_smoothing"])
-        gamma = self.hyp["fl_gamma"]
-        self.bce_cls = FocalBCEWithLogits(self.hyp["cls_pw"], gamma)
-        self.bce_obj = FocalBCEWithLogits(self.hyp["obj_pw"], gamma)
+        self.cls_positive, self.cls_negative = smooth_bce_targets(self.hyp.label_smoothing)
+        gamma = self.hyp.fl_gamma
+        self.bce_cls = FocalBCEWithLogits(self.hyp.cls_pw, gamma)
+        self.bce_obj = FocalBCEWithLogits(self.hyp.obj_pw, gamma)
 
     def anchors_grid(self) -> torch.Tensor:
         """(levels, anchors, 2) anchors in grid units of their level."""
@@ -92,7 +106,7 @@ class AnchorLoss(DetectionLoss):
         batch_size = first.shape[0]
         targets = check_targets(targets, batch_size, self.nc).to(device)
         grid_shapes = [(p.shape[2], p.shape[3]) for p in raw_preds]
-        matches = build_anchor_targets(grid_shapes, targets, self.anchors_grid().to(device), self.hyp["anchor_t"])
+        matches = build_anchor_targets(grid_shapes, targets, self.anchors_grid().to(device), self.hyp.anchor_t)
 
         imgsz = self.imgsz
         if imgsz is None:  # the batch's own input size: map size x stride

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
-from utils.values import is_number
+from utils.sections import read_section
+
+
+class LossHyp:
+    """Base of a loss's hyperparameter section: a frozen dataclass of the gains it reads from the flat
+    data/hyps/*.yaml files, declared as the loss class's `hyp_type`."""
 
 
 class DetectionLoss:
@@ -21,6 +27,16 @@ class DetectionLoss:
     """
 
     names: tuple[str, ...] = ()
+    hyp_type: ClassVar[type[LossHyp]] = LossHyp
+
+    @classmethod
+    def read_hyp(cls, hyp: Mapping[str, Any] | LossHyp) -> Any:
+        """This loss's section (`hyp_type`): given as is, or read from a flat hyperparameter mapping (a
+        data/hyps/*.yaml dict or engine.hyperparameters.Hyperparameters); a missing or non-numeric key raises."""
+        section = getattr(hyp, "loss", hyp)  # Hyperparameters carry the section, checked when the file was read
+        if isinstance(section, cls.hyp_type):
+            return section
+        return read_section(cls.hyp_type, hyp, f"{cls.__name__} hyperparameters")
 
     def __call__(self, raw_preds: list[torch.Tensor], targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -36,27 +52,16 @@ LOSSES: dict[str, type[DetectionLoss]] = {}
 def register_loss(cls: LossType) -> LossType:
     """Class decorator: make a loss available to heads under its class name; a second class of that name raises.
 
-    Registered losses are built as `cls(head, hyp, imgsz=...)`.
+    Registered losses are built as `cls(head, hyp, imgsz=...)` and declare their hyperparameters as `hyp_type`,
+    a dataclass subclass of LossHyp (its keys are what a hyperparameter file may hold for this loss).
     """
+    if not (dataclasses.is_dataclass(cls.hyp_type) and issubclass(cls.hyp_type, LossHyp)):
+        raise TypeError(f"{cls.__name__}.hyp_type must be a dataclass subclass of LossHyp, got {cls.hyp_type}")
     known = LOSSES.get(cls.__name__)
     if known is not None and known is not cls:
         raise ValueError(f"a loss named {cls.__name__} is already registered ({known.__module__})")
     LOSSES[cls.__name__] = cls
     return cls
-
-
-def require_hyp(hyp: Mapping[str, Any], keys: tuple[str, ...], family: str) -> dict[str, float]:
-    """The numeric values of `keys` from `hyp`, or a ValueError naming every missing or non-numeric key."""
-    missing = [k for k in keys if k not in hyp]
-    if missing:
-        raise ValueError(f"{family} loss: hyperparameters missing {missing} (see data/hyps/); got keys {sorted(hyp)}")
-    values = {}
-    for key in keys:
-        value = hyp[key]
-        if not is_number(value):
-            raise ValueError(f"{family} loss: hyperparameter {key!r} must be a number, got {value!r}")
-        values[key] = float(value)
-    return values
 
 
 def check_targets(targets: torch.Tensor, batch_size: int, nc: int) -> torch.Tensor:

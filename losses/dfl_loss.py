@@ -4,18 +4,27 @@ loss on the assigned points, BCE on the soft class targets everywhere."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from losses.assigner import Assignment, TaskAlignedAssigner
-from losses.base import DetectionLoss, check_raw_preds, check_targets, register_loss, require_hyp
+from losses.base import DetectionLoss, LossHyp, check_raw_preds, check_targets, register_loss
 from losses.bce import smooth_bce_targets
 from models.heads.dfl_detect import DFLDetect
 from utils.boxes import bbox_iou, box_to_dist, dist_to_box, make_anchor_points, xywh_to_xyxy
 
-DFL_HYP_KEYS = ("box", "cls", "dfl", "label_smoothing")
+
+@dataclass(frozen=True)
+class DFLLossHyp(LossHyp):
+    """The DFL loss's section of a hyperparameter file (data/hyps/hyp.scratch-dfl.yaml)."""
+
+    box: float  # CIoU box loss gain
+    cls: float  # class BCE loss gain
+    dfl: float  # distribution focal loss gain
+    label_smoothing: float
 
 
 def distribution_focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -64,11 +73,12 @@ class DFLLoss(DetectionLoss):
     """
 
     names = ("box", "cls", "dfl")
+    hyp_type = DFLLossHyp
 
     def __init__(
         self,
         head: DFLDetect,
-        hyp: Mapping[str, Any],
+        hyp: Mapping[str, Any] | DFLLossHyp,
         imgsz: int | None = None,
         topk: int = 10,
         alpha: float = 0.5,
@@ -76,10 +86,10 @@ class DFLLoss(DetectionLoss):
     ) -> None:
         if not isinstance(head, DFLDetect):
             raise TypeError(f"DFLLoss needs a DFLDetect head, got {type(head).__name__}")
-        self.hyp = require_hyp(hyp, DFL_HYP_KEYS, "DFL")
+        self.hyp: DFLLossHyp = self.read_hyp(hyp)
         self.head = head
         self.nc, self.nl, self.reg_max = head.nc, head.nl, head.reg_max
-        self.cls_positive, self.cls_negative = smooth_bce_targets(self.hyp["label_smoothing"])
+        self.cls_positive, self.cls_negative = smooth_bce_targets(self.hyp.label_smoothing)
         self.assigner = TaskAlignedAssigner(self.nc, topk, alpha, beta, head.stride.tolist())
 
     def decode_distances(self, box_logits: torch.Tensor) -> torch.Tensor:
@@ -140,9 +150,9 @@ class DFLLoss(DetectionLoss):
             loss_box = loss_dfl = box_logits.sum() * 0.0
 
         loss_box, loss_cls, loss_dfl = (
-            loss_box * self.hyp["box"],
-            loss_cls * self.hyp["cls"],
-            loss_dfl * self.hyp["dfl"],
+            loss_box * self.hyp.box,
+            loss_cls * self.hyp.cls,
+            loss_dfl * self.hyp.dfl,
         )
         total = (loss_box + loss_cls + loss_dfl) * batch_size
         return total, torch.stack((loss_box, loss_cls, loss_dfl)).detach()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from engine.hyperparameters import default_hyp_path
 from engine.metadata import ModelMetadata
-from engine.train_setup import default_hyp_path
 from losses import LOSSES, AnchorLoss, DFLLoss, build_loss, register_loss
 from models.detection_model import DetectionModel
 from models.heads import AnchorDetect, DFLDetect

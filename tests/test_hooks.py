@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from engine.hooks import Hook, UnknownEventError, default_hooks
+from engine.hyperparameters import HYP_DIR
 from engine.train_options import TrainOptions
-from engine.train_setup import HYP_DIR
 from engine.trainer import Trainer, train
 from utils.checkpoint import load_checkpoint
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from losses import AnchorLoss, DFLLoss, build_anchor_targets, build_loss, distribution_focal_loss
-from losses.anchor_loss import objectness_balance, scaled_gains
+from losses.anchor_loss import AnchorLossHyp, objectness_balance, scaled_gains
 from losses.bce import FocalBCEWithLogits, smooth_bce_targets
 from models.detection_model import DetectionModel
 from tests.helpers import ANCHOR_HYP, DFL_HYP
@@ -187,10 +187,10 @@ def test_anchor_targets_empty_and_rectangular_grids() -> None:
 
 
 def test_gain_scaling_follows_levels_classes_and_size() -> None:
-    assert scaled_gains(ANCHOR_HYP, 3, 80, 640) == pytest.approx((0.05, 1.0, 0.5))
-    box, obj, cls = scaled_gains(ANCHOR_HYP, 3, 2, 320)
+    assert scaled_gains(AnchorLossHyp(**ANCHOR_HYP), 3, 80, 640) == pytest.approx((0.05, 1.0, 0.5))
+    box, obj, cls = scaled_gains(AnchorLossHyp(**ANCHOR_HYP), 3, 2, 320)
     assert (box, obj, cls) == pytest.approx((0.05, 0.25, 0.5 * 2 / 80))
-    box, obj, cls = scaled_gains(ANCHOR_HYP, 4, 80, 640)
+    box, obj, cls = scaled_gains(AnchorLossHyp(**ANCHOR_HYP), 4, 80, 640)
     assert (box, obj, cls) == pytest.approx((0.0375, 0.75, 0.375))
     assert objectness_balance(3) == (4.0, 1.0, 0.4) and objectness_balance(4) == (4.0, 1.0, 0.25, 0.06)
 

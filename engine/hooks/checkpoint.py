@@ -45,7 +45,7 @@ def checkpoint_state(trainer: Trainer) -> dict[str, Any]:
         "ema_updates": ema.updates if ema is not None else 0,
         "optimizer": trainer.optimizer.state_dict(),
         "train_args": trainer.options.to_dict(),
-        "hyp": trainer.hyp,
+        "hyp": trainer.hyp.to_dict(),  # a plain dict: checkpoints load with weights_only=True
         "metrics": trainer.metrics,
     }
 

@@ -24,14 +24,14 @@ class LRScheduleHook(Hook):
         self.warmup_iters = -1
 
     def before_train(self, trainer: Trainer) -> None:
-        o, hyp = trainer.options, trainer.hyp
-        self.lr_fn = lr_lambda(o.epochs, hyp["lrf"], o.cos_lr)
+        o, hyp = trainer.options, trainer.hyp.optimizer
+        self.lr_fn = lr_lambda(o.epochs, hyp.lrf, o.cos_lr)
         # A resumed run picks the schedule up at the epoch it starts: the restored optimiser holds each group's
         # initial_lr, and the scheduler's epoch counter then matches a run that never stopped.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             trainer.optimizer, lr_lambda=self.lr_fn, last_epoch=trainer.start_epoch - 1
         )
-        warmup_epochs = hyp["warmup_epochs"]
+        warmup_epochs = hyp.warmup_epochs
         self.warmup_iters = (
             max(round(warmup_epochs * trainer.num_batches), o.min_warmup_iters) if warmup_epochs > 0 else -1
         )
@@ -40,8 +40,8 @@ class LRScheduleHook(Hook):
         iteration = trainer.iteration
         if iteration > self.warmup_iters:
             return
-        o, hyp = trainer.options, trainer.hyp
-        epoch_lr = hyp["lr0"] * self.lr_fn(trainer.epoch)
+        o, hyp = trainer.options, trainer.hyp.optimizer
+        epoch_lr = hyp.lr0 * self.lr_fn(trainer.epoch)
         rates, momentum = warmup_values(iteration, self.warmup_iters, epoch_lr, hyp)
         trainer.accumulate = max(1, round(np.interp(iteration, [0, self.warmup_iters], [1, o.nbs / o.batch_size])))
         for group, rate in zip(trainer.optimizer.param_groups, rates):
