@@ -45,9 +45,10 @@ class LayerRecord:
 
 @dataclass
 class BuiltLayers:
+    """What parse_model built: the modules in row order, one record per row, and the slots read later."""
+
     layers: nn.ModuleList
     records: list[LayerRecord]
-    slot_specs: list[FeatureSpec | None]
     saved_slots: set[int] = field(default_factory=set)
 
 
@@ -102,7 +103,7 @@ def parse_model(config: ModelConfig, in_channels: int = 3) -> BuiltLayers:
         )
 
     saved = {s for record in records for s in record.sources if s != FLOW}
-    return BuiltLayers(layers, records, slots, saved)
+    return BuiltLayers(layers, records, saved)
 
 
 def _unpack_row(row: Any) -> tuple[Any, int, Any, list[Any]]:

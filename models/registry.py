@@ -38,6 +38,11 @@ class Registry(Generic[T]):
         self._entries[name] = obj
         return obj
 
+    def remove(self, name: str) -> T:
+        """Unregister `name` and return what it held (e.g. a test's temporary entry); UnknownNameError if absent."""
+        self.get(name)  # the same error, with close matches, as a lookup of an unknown name
+        return self._entries.pop(name)
+
     def register(self, name: str | None = None) -> Callable[[T], T]:
         """Decorator form of `add`; the name defaults to the object's `__name__`."""
 

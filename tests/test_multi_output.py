@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 import torch.nn as nn
@@ -9,11 +11,10 @@ import torch.nn as nn
 from models.backbones.stage import MultiOutputStage
 from models.config import ConfigError
 from models.detection_model import DetectionModel
-from models.layer_spec import FeatureSpec, register_layer
+from models.layer_spec import LAYERS, FeatureSpec, register_layer
 from models.layers.conv import Conv
 
 
-@register_layer()
 class ToyStage(MultiOutputStage):
     """Four stride-2 convs after a stride-2 stem; outputs at strides 4, 8, 16, 32 (no P1)."""
 
@@ -31,6 +32,14 @@ class ToyStage(MultiOutputStage):
             x = stage(x)
             outputs.append(x)
         return outputs
+
+
+@pytest.fixture(autouse=True, scope="module")
+def toy_stage_registered() -> Iterator[None]:
+    """ToyStage is a YAML name only while this module's tests run: the global registry is left as found."""
+    register_layer()(ToyStage)
+    yield
+    LAYERS.remove("ToyStage")
 
 
 def toy_config(p3: int = 2, p4: int = 3) -> dict:

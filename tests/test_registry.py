@@ -40,3 +40,19 @@ def test_duplicate_registration_raises() -> None:
         registry.add("a", 2)
     with pytest.raises(ValueError, match="already registered"):
         LAYERS.add("Conv", LAYERS.get("Conv"))
+
+
+def test_remove_unregisters_and_names_unknown_names() -> None:
+    registry: Registry[int] = Registry("thing")
+    registry.add("a", 1)
+    assert registry.remove("a") == 1 and "a" not in registry
+    registry.add("a", 2)  # the name is free again
+    with pytest.raises(UnknownNameError, match="unknown thing 'b'"):
+        registry.remove("b")
+
+
+def test_only_project_layers_stay_registered() -> None:
+    """A test that registers a layer (test_multi_output's ToyStage) removes it in its fixture's teardown; in the
+    whole suite this runs after those tests, so a leaked test layer fails here."""
+    leaked = [name for name in LAYERS if not LAYERS.get(name).cls.__module__.startswith("models.")]
+    assert not leaked, leaked
