@@ -283,7 +283,7 @@ def export(
         except Exception as e:  # one format failing must not stop the others; the error is reported
             result.error = f"{type(e).__name__}: {e}"
         results.append(result)
-    _report(results, weights)
+    _report(results)
     return results
 
 
@@ -316,7 +316,7 @@ def _verify(
         )
 
 
-def _report(results: list[ExportResult], weights: Path) -> None:
+def _report(results: list[ExportResult]) -> None:
     lines = [f"{'format':<12}{'file':<48}{'size MB':>9}{'max rel diff':>14}{'latency ms':>12}"]
     for r in results:
         diff = f"{r.max_difference:.2e}" if r.max_difference is not None else "-"

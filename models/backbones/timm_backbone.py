@@ -122,13 +122,4 @@ def _nan_like(tensor: torch.Tensor) -> torch.Tensor:
     return torch.full_like(tensor, float("nan")) if tensor.is_floating_point() else tensor
 
 
-def timm_available() -> bool:
-    """True when timm can be imported (for skipping checks that need it)."""
-    try:
-        import_timm()
-    except OptionalDependencyError:
-        return False
-    return True
-
-
-__all__ = ["TimmBackbone", "import_timm", "timm_available"]
+__all__ = ["TimmBackbone", "import_timm"]
