@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from engine.metadata import ModelMetadata
-from utils.checkpoint import model_from_checkpoint
+from models.checkpoint_model import model_from_checkpoint
 from utils.torch_utils import select_device
 
 SUFFIXES = {".pt": "pytorch", ".torchscript": "torchscript", ".onnx": "onnx", ".xml": "openvino"}

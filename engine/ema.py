@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn as nn
 
-from utils.checkpoint import unwrap_model
+from utils.torch_utils import unwrap_model
 
 
 class ModelEMA:

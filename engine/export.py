@@ -43,7 +43,8 @@ from engine.backends import DEFAULT_IMGSZ, OPENVINO_DIR_SUFFIX, load_backend
 from engine.imgsz import check_imgsz
 from engine.metadata import ModelMetadata
 from engine.weights import resolve_weights
-from utils.checkpoint import CheckpointError, export_kind, model_from_checkpoint
+from models.checkpoint_model import model_from_checkpoint
+from utils.checkpoint import CheckpointError, export_kind
 from utils.compare import relative_max_difference
 from utils.logging import LOGGER
 from utils.native_output import native_output_kept_on_success

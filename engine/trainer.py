@@ -36,10 +36,9 @@ from engine.train_setup import (
 from losses import DetectionLoss, build_loss
 from models.detection_model import DetectionModel
 from utils import distributed as dist_utils
-from utils.checkpoint import unwrap_model
 from utils.files import increment_path
 from utils.logging import LOGGER, set_verbosity
-from utils.torch_utils import init_seeds, select_device
+from utils.torch_utils import init_seeds, select_device, unwrap_model
 
 __all__ = ["Trainer", "TrainingError", "train"]
 

@@ -11,8 +11,8 @@ from PIL import Image
 
 from engine.api import Detector
 from engine.sources import SourceError
+from models.checkpoint_model import model_from_checkpoint
 from tests.engine_helpers import match_detections, shared_exports, write_image
-from utils.checkpoint import model_from_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,10 @@ import torch
 from engine.backends import load_backend
 from engine.export import export
 from engine.predict import Predictor
+from models.checkpoint_model import model_from_checkpoint
 from models.detection_model import DetectionModel
 from tests.engine_helpers import match_detections, shared_checkpoint, shared_exports, write_image
-from utils.checkpoint import model_from_checkpoint, save_checkpoint
+from utils.checkpoint import save_checkpoint
 from utils.compare import relative_max_difference
 from utils.torch_utils import select_device
 

@@ -1,7 +1,8 @@
 """Checkpoint I/O: weights as tensors plus the model YAML, written atomically, read with weights_only=True.
 
 A checkpoint is a plain dict (see `save_checkpoint`), so it loads without unpickling any code and rebuilds
-the model from its own config: no class of ours needs to exist under the same import path.
+the model from its own config (`models.checkpoint_model.model_from_checkpoint`): no class of ours needs to
+exist under the same import path.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from models.detection_model import DetectionModel
+from utils.torch_utils import unwrap_model
 
 CHECKPOINT_FORMAT = "yolo-checkpoint/1"
 
@@ -57,11 +58,6 @@ def _plain(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
         return value
     return str(value)
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The DetectionModel inside DDP / DataParallel wrappers."""
-    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
 
 
 def model_state(model: nn.Module) -> dict[str, Any]:
@@ -141,19 +137,3 @@ def _unreadable_reason(error: Exception) -> str:
     first_line = text.strip().splitlines()[0] if text.strip() else ""
     detail = f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
     return f"torch cannot read it: not written by torch.save, or truncated ({detail})"
-
-
-def model_from_checkpoint(
-    source: str | Path | dict[str, Any], use_ema: bool = True, map_location: str | torch.device = "cpu"
-) -> DetectionModel:
-    """Rebuild the model a checkpoint describes (fused form if it was saved fused) and load its weights.
-
-    The EMA weights are preferred when present, as they are what validation measured.
-    """
-    ckpt = source if isinstance(source, dict) else load_checkpoint(source, map_location)
-    model = DetectionModel(ckpt["model_yaml"], in_channels=ckpt.get("in_channels", 3), fused=ckpt.get("fused", False))
-    weights = ckpt.get("ema") if use_ema and ckpt.get("ema") is not None else ckpt["model"]
-    model.load_state_dict(weights, strict=True)
-    model.names = {int(k): v for k, v in ckpt.get("names", model.names).items()}
-    model.train_args = dict(ckpt.get("train_args") or {})
-    return model.float()

@@ -1,4 +1,4 @@
-"""Device selection and seeding shared by training, validation, prediction and export."""
+"""Device selection, seeding and model unwrapping shared by training, validation, prediction and export."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import torch
+import torch.nn as nn
 
 from utils.distributed import local_rank
 
@@ -60,3 +61,8 @@ def init_seeds(seed: int = 0, deterministic: bool = True) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside DDP / DataParallel wrappers (the model itself when it is not wrapped)."""
+    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model

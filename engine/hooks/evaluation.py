@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 from engine.hooks.base import Hook
 from engine.validator import validate
-from utils.checkpoint import model_from_checkpoint, unwrap_model
+from models.checkpoint_model import model_from_checkpoint
 from utils.logging import LOGGER
+from utils.torch_utils import unwrap_model
 
 if TYPE_CHECKING:
     from engine.trainer import Trainer

@@ -9,8 +9,8 @@ import numpy as np
 
 from engine.hooks.base import Hook
 from engine.hooks.logger import TRAIN_BATCH_IMAGES
-from utils.checkpoint import unwrap_model
 from utils.plots import plot_batch, plot_labels, plot_results
+from utils.torch_utils import unwrap_model
 
 if TYPE_CHECKING:
     from engine.trainer import Trainer
