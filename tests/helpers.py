@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch.nn as nn
 import yaml
 
 from models.config import available_configs, read_yaml
+from models.layer_spec import FeatureSpec, LayerContext, Scaling
 
 # The loss gains of the references' scratch hyperparameters, without augmentation keys: what the loss tests feed.
 ANCHOR_HYP = {
@@ -77,3 +79,10 @@ def write_config(directory: Path, name: str, config: dict[str, Any]) -> Path:
     path = directory / name
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def build_stage(cls: type, in_channels: int, *args: Any) -> nn.Module:
+    """A multi-output stage built as a YAML row `[-1, 1, cls, args]` builds it: through its build rule, which
+    also loads the checkpoint its `weights` argument names (the constructor only checks the path)."""
+    ctx = LayerContext(0, cls.__name__, [FeatureSpec(in_channels, 1.0)], False, 1, list(args), Scaling())
+    return cls.from_config(ctx).module

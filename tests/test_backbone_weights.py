@@ -13,8 +13,9 @@ from torchvision.models.feature_extraction import create_feature_extractor
 
 from engine.train_options import TrainOptions
 from engine.trainer import Trainer
+from models.backbones import weights as weights_module
 from models.backbones.mobileone import MobileOneS0
-from models.backbones.weights import BackboneWeightsError, load_backbone_weights, load_stage_weights
+from models.backbones.weights import BackboneWeightsError, load_backbone_weights, load_stage_weights, read_state_dict
 from models.config import ConfigError
 from models.detection_model import DetectionModel
 from models.reparam import randomize_batchnorm
@@ -171,16 +172,28 @@ def detector_config(module: str, args: list) -> dict:
 
 
 @pytest.mark.parametrize("kind", list(BACKBONE_KINDS))
-def test_yaml_weights_and_backbone_weights_option_load_the_same(kind: str, tiny_data: Path, tmp_path: Path) -> None:
+def test_yaml_weights_and_backbone_weights_option_load_the_same(
+    kind: str, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A reference classifier's checkpoint loads the same through the YAML `weights` argument and through
-    train.py's --backbone-weights, and the stage then reproduces the reference's feature maps."""
+    train.py's --backbone-weights, and the stage then reproduces the reference's feature maps. The YAML
+    argument is loaded once, by the stage's build rule: the constructor only records the file."""
     module, args, make_reference = BACKBONE_KINDS[kind]
     torch.manual_seed(3)
     reference, reference_levels = make_reference()
     path = tmp_path / f"{kind}.pth"
     torch.save(reference.state_dict(), path)
 
+    reads = []  # every checkpoint load, whoever starts it, reads the file through read_state_dict
+
+    def counted_read(source: object) -> tuple[dict, str]:
+        reads.append(source)
+        return read_state_dict(source)
+
+    monkeypatch.setattr(weights_module, "read_state_dict", counted_read)
     from_yaml = DetectionModel(detector_config(module, [*args, str(path)])).model[0]
+    assert reads == [Path(path)] and from_yaml.weights_file == Path(path)
+    monkeypatch.undo()
     cfg = tmp_path / f"{kind}.yaml"
     cfg.write_text(yaml.safe_dump(detector_config(module, args)))
     trainer = Trainer(

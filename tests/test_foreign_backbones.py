@@ -15,6 +15,7 @@ from models.backbones.weights import BackboneWeightsError
 from models.config import ConfigError
 from models.detection_model import DetectionModel
 from models.reparam import has_batchnorm, randomize_batchnorm
+from tests.helpers import build_stage
 from utils.compare import relative_max_difference
 
 
@@ -73,7 +74,7 @@ def test_timm_local_weights(tmp_path, timm) -> None:
     full = randomize_batchnorm(timm.create_model("mobilenetv3_small_050")).eval()
     path = tmp_path / "full.pth"
     torch.save(full.state_dict(), path)
-    stage = TimmBackbone(3, "mobilenetv3_small_050", str(path)).eval()
+    stage = build_stage(TimmBackbone, 3, "mobilenetv3_small_050", str(path)).eval()
     image = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         expected = full.forward_intermediates(image, intermediates_only=True)
@@ -81,7 +82,7 @@ def test_timm_local_weights(tmp_path, timm) -> None:
     # timm's features-only model as the checkpoint: the same tensors
     features = timm.create_model("mobilenetv3_small_050", features_only=True)
     torch.save(features.state_dict(), tmp_path / "features.pth")
-    from_features = TimmBackbone(3, "mobilenetv3_small_050", str(tmp_path / "features.pth"))
+    from_features = build_stage(TimmBackbone, 3, "mobilenetv3_small_050", str(tmp_path / "features.pth"))
     assert all(
         torch.equal(a, b) for a, b in zip(from_features.body.state_dict().values(), features.state_dict().values())
     )
@@ -90,7 +91,7 @@ def test_timm_local_weights(tmp_path, timm) -> None:
     with pytest.raises(
         BackboneWeightsError, match=r"other\.pth: no tensor matches TimmBackbone \(checkpoint names: head"
     ):
-        TimmBackbone(3, "mobilenetv3_small_050", str(tmp_path / "other.pth"))
+        build_stage(TimmBackbone, 3, "mobilenetv3_small_050", str(tmp_path / "other.pth"))
     with pytest.raises(ValueError, match="download"):
         TimmBackbone(3, "mobilenetv3_small_050", True)
     with pytest.raises(ValueError, match="unknown timm model 'resnett18'.*resnet18"):
@@ -118,9 +119,9 @@ def test_torchvision_levels_and_fuse_through_the_graph(tmp_path) -> None:
     classifier = randomize_batchnorm(torchvision.models.get_model("resnet18", weights=None)).eval()
     path = tmp_path / "resnet18.pth"
     torch.save(classifier.state_dict(), path)
-    stage = TorchvisionBackbone(3, "resnet18", path).eval()
+    stage = build_stage(TorchvisionBackbone, 3, "resnet18", path).eval()
     assert stage.return_nodes == ["relu", "layer1", "layer2", "layer3", "layer4"]
-    gray = TorchvisionBackbone(1, "resnet18", path).state_dict()  # a 1-channel first conv keeps its init
+    gray = build_stage(TorchvisionBackbone, 1, "resnet18", path).state_dict()  # a 1-channel first conv keeps its init
     reference = classifier.state_dict()
     assert [k for k, v in gray.items() if not torch.equal(v, reference[k.removeprefix("body.")])] == [
         "body.conv1.weight"

@@ -17,6 +17,7 @@ from models.backbones.mobilenetv4 import (
 from models.backbones.mobilenetv4.layers import LayerScale, round_channels
 from models.detection_model import DetectionModel
 from models.reparam import has_batchnorm, randomize_batchnorm, reparameterize_model
+from tests.helpers import build_stage
 from utils.compare import relative_max_difference
 
 # timm name -> (our class, width). The _050/_075 entries are timm's own width-scaled variants.
@@ -123,10 +124,10 @@ def test_weights_argument(tmp_path, timm_features) -> None:
 
     timm_file = tmp_path / "timm.pt"
     torch.save({"state_dict": reference.state_dict()}, timm_file)
-    from_timm = MobileNetV4ConvSmall(3, 1.0, str(timm_file)).eval()
+    from_timm = build_stage(MobileNetV4ConvSmall, 3, 1.0, str(timm_file)).eval()
     ours_file = tmp_path / "ours.pt"
     torch.save(from_timm.state_dict(), ours_file)
-    from_ours = MobileNetV4ConvSmall(3, 1.0, ours_file).eval()
+    from_ours = build_stage(MobileNetV4ConvSmall, 3, 1.0, ours_file).eval()
     with torch.no_grad():
         assert relative_max_difference(expected, from_timm(image)) <= 1e-4
         assert relative_max_difference(expected, from_ours(image)) == 0

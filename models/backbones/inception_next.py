@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from models.backbones.stage import MultiOutputStage, check_width
-from models.backbones.weights import load_stage_weights, rename_keys, resolve_weights_argument
+from models.backbones.weights import rename_keys, resolve_weights_argument
 from models.layer_spec import FeatureSpec, make_divisible, register_layer
 from models.reparam import fold_affine, fold_batchnorm, fold_preceding_batchnorm
 
@@ -204,7 +204,7 @@ class InceptionNeXt(MultiOutputStage):
         if self.variant not in VARIANTS:
             raise TypeError(f"{type(self).__name__}: use one of inceptionnext_atto/tiny/small/base")
         width = check_width(type(self).__name__, width, high=None)
-        path = resolve_weights_argument(weights, type(self).__name__)  # fail before building on a bad argument
+        self.weights_file = resolve_weights_argument(weights, type(self).__name__)  # a bad path fails before building
         spec = VARIANTS[self.variant]
         widths = [make_divisible(c * width, 8) for c in spec.widths]
 
@@ -217,8 +217,6 @@ class InceptionNeXt(MultiOutputStage):
             channels = out_channels
         self.stages = nn.ModuleList(stages)
         self.feature_info = [FeatureSpec(c, 2 ** (i + 2)) for i, c in enumerate(widths)]
-        if path is not None:
-            load_stage_weights(self, path)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)

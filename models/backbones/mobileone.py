@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from models.backbones.stage import MultiOutputStage, check_width
-from models.backbones.weights import load_stage_weights, rename_keys, resolve_weights_argument
+from models.backbones.weights import rename_keys, resolve_weights_argument
 from models.layer_spec import FeatureSpec, make_divisible, register_layer
 from models.layers.mobileone import MobileOne, MobileOneBlock
 from models.reparam import reparameterize_model
@@ -83,7 +83,7 @@ class MobileOneBackbone(MultiOutputStage):
         if variant not in VARIANTS:
             raise TypeError(f"{type(self).__name__}: use one of MobileOneS0..S4 (unknown variant {variant!r})")
         width = check_width(type(self).__name__, width, high=None)
-        path = resolve_weights_argument(weights, type(self).__name__)  # fail before building on a bad argument
+        self.weights_file = resolve_weights_argument(weights, type(self).__name__)  # a bad path fails before building
         spec = VARIANTS[variant]
         stem_channels = make_divisible(spec.stem_channels * width, 8)
         widths = [make_divisible(c * m * width, 8) for c, m in zip(BASE_WIDTHS, spec.width_multipliers)]
@@ -95,9 +95,6 @@ class MobileOneBackbone(MultiOutputStage):
             channels = out_channels
         self.stages = nn.ModuleList(stages)
         self.feature_info = [FeatureSpec(c, 2 ** (i + 1)) for i, c in enumerate([stem_channels, *widths])]
-
-        if path is not None:
-            load_stage_weights(self, path)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)

@@ -4,15 +4,22 @@ A stage declares `feature_info`, one FeatureSpec(channels, stride) per output wi
 its input, ordered from fine to coarse, before any forward pass. In a YAML layer list it fills consecutive
 slots, one per pyramid level P1, P2, ... (P5 at least); a level it does not produce is an empty slot, so
 `[-1, 1, MobileNetV4ConvSmall, [0.75]]` at index 0 occupies indices 0-4 and the next row is index 5.
+
+A stage that takes a `weights` argument records the checkpoint file as `weights_file` (checked by the
+constructor, so a bad path fails before anything is built); the build rule loads it, once, into the built
+stage. Built from Python rather than a YAML row, a stage is left at its initial weights until
+`load_stage_weights(stage, stage.weights_file)` is called.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from models.backbones.weights import load_stage_weights
 from models.layer_spec import FeatureSpec, LayerBuild, LayerContext, instantiate
 from utils.values import is_number
 
@@ -21,6 +28,7 @@ class MultiOutputStage(nn.Module):
     """Base class of multi-output stages. Constructors take `in_channels` first, then the YAML args."""
 
     feature_info: list[FeatureSpec]
+    weights_file: Path | None = None  # a checkpoint for the build rule to load (the YAML `weights` argument)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -37,6 +45,8 @@ class MultiOutputStage(nn.Module):
     def from_config(cls, ctx: LayerContext) -> LayerBuild:
         args = [ctx.input.channels, *ctx.args]
         module = instantiate(cls, args)
+        if module.weights_file is not None:
+            load_stage_weights(module, module.weights_file)
         return LayerBuild(module, stage_outputs(module.feature_info, ctx.input), args, multi_output=True)
 
 

@@ -17,7 +17,7 @@ import torch
 
 from models.backbones.levels import OptionalDependencyError, deepest_per_level
 from models.backbones.stage import MultiOutputStage
-from models.backbones.weights import load_stage_weights, resolve_weights_argument, under_prefix
+from models.backbones.weights import resolve_weights_argument, under_prefix
 from models.layer_spec import FeatureSpec, register_layer
 
 
@@ -49,7 +49,7 @@ class TimmBackbone(MultiOutputStage):
             close = difflib.get_close_matches(str(model_name), timm.list_models(), n=5, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ValueError(f"TimmBackbone: unknown timm model {model_name!r}{hint}")
-        path = resolve_weights_argument(weights, "TimmBackbone")
+        self.weights_file = resolve_weights_argument(weights, "TimmBackbone")
         try:
             self.body = timm.create_model(model_name, features_only=True, in_chans=in_channels, pretrained=False)
         except Exception as e:  # e.g. a model without features_only support
@@ -63,8 +63,6 @@ class TimmBackbone(MultiOutputStage):
                 f"TimmBackbone: {model_name!r} has no output at a power-of-two stride (strides {reductions})"
             )
         self.feature_info = [FeatureSpec(int(channels[i]), float(reductions[i])) for i in self.take]
-        if path is not None:
-            load_stage_weights(self, path)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = self.body(x)

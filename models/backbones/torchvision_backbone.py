@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from models.backbones.levels import pyramid_level
 from models.backbones.stage import MultiOutputStage
-from models.backbones.weights import load_stage_weights, resolve_weights_argument, under_prefix
+from models.backbones.weights import resolve_weights_argument, under_prefix
 from models.layer_spec import FeatureSpec, register_layer
 from models.reparam import fold_batchnorm
 
@@ -65,7 +65,7 @@ class TorchvisionBackbone(MultiOutputStage):
             close = difflib.get_close_matches(str(model_name), known, n=5, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ValueError(f"TorchvisionBackbone: {model_name!r} is not a torchvision classification model{hint}")
-        path = resolve_weights_argument(weights, "TorchvisionBackbone")
+        self.weights_file = resolve_weights_argument(weights, "TorchvisionBackbone")
         model = torchvision.models.get_model(model_name, weights=None)
         model.eval()  # probes run one image; BatchNorm must use running statistics
 
@@ -77,8 +77,6 @@ class TorchvisionBackbone(MultiOutputStage):
         self.body = create_feature_extractor(model, return_nodes={name: str(i) for i, name in enumerate(names)})
         self.body.train()
         self.feature_info = specs
-        if path is not None:
-            load_stage_weights(self, path)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = self.body(x)

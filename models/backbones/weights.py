@@ -1,8 +1,8 @@
 """Loading ImageNet checkpoints into backbone stages: one path for every backbone.
 
-The YAML `weights` argument (a stage's constructor calls `load_stage_weights` once it is built) and
-train.py's `--backbone-weights FILE` (`load_backbone_weights`, after the model is built) both end in
-`load_stage_weights`. A stage that can take a reference checkpoint (timm's, torchvision's) implements
+The YAML `weights` argument (the stage's build rule, `MultiOutputStage.from_config`, loads it once the stage
+is built) and train.py's `--backbone-weights FILE` (`load_backbone_weights`, after the model is built) both
+end in `load_stage_weights`. A stage that can take a reference checkpoint (timm's, torchvision's) implements
 `convert_state_dict(state_dict) -> dict` (the checkpoint's names -> the stage's, classifier/head dropped);
 without it the checkpoint must use the stage's own names. Loading reports how many tensors went into each
 part of the stage (`stem`, `stages.0`, ...), and loading nothing, or a tensor whose shape does not fit, is an
@@ -164,7 +164,7 @@ def load_stage_weights(stage: nn.Module, path_or_state_dict: str | Path | StateD
 
 def load_backbone_weights(model: nn.Module, path: str | Path) -> dict[str, int]:
     """Load a backbone checkpoint into the first multi-output stage of `model` (train.py's --backbone-weights)."""
-    from models.backbones.stage import MultiOutputStage
+    from models.backbones.stage import MultiOutputStage  # here, not at the top: stage.py's build rule imports us
 
     stage = next((m for m in model.modules() if isinstance(m, MultiOutputStage)), None)
     if stage is None:

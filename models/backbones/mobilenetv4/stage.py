@@ -14,7 +14,7 @@ from models.backbones.mobilenetv4.blocks import FusedInvertedBottleneck, Univers
 from models.backbones.mobilenetv4.convert import timm_to_ours
 from models.backbones.mobilenetv4.layers import ConvNormAct, activation, round_channels
 from models.backbones.stage import MultiOutputStage, check_width
-from models.backbones.weights import load_stage_weights, resolve_weights_argument
+from models.backbones.weights import resolve_weights_argument
 from models.layer_spec import FeatureSpec, register_layer
 
 
@@ -32,7 +32,7 @@ class MobileNetV4(MultiOutputStage):
         super().__init__()
         name = type(self).__name__
         width = check_width(name, width)
-        path = resolve_weights_argument(weights, name)  # fail before building on a bad argument
+        self.weights_file = resolve_weights_argument(weights, name)  # a bad path fails before building
         arch = self.architecture
         self.width = width
 
@@ -54,8 +54,6 @@ class MobileNetV4(MultiOutputStage):
         # Declared from the modules just built, so channels never disagree with the weights.
         level_channels = [stem] + [self.stages[i][-1].out_channels for i in specs.OUTPUT_STAGES]
         self.feature_info = [FeatureSpec(c, 2 ** (level + 1)) for level, c in enumerate(level_channels)]
-        if path is not None:
-            load_stage_weights(self, path)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)
