@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch.nn as nn
 
-from engine.backends import Backend, PyTorchBackend, load_backend
+from engine.backends import Backend, PyTorchBackend
+from engine.formats import load_backend
 from engine.predict import Detections, Predictor
 from engine.predict_options import PREDICT_DEFAULTS as D
 from engine.sources import Source

@@ -1,4 +1,6 @@
-"""One loader for every weights format: `.pt` checkpoints, `.torchscript`, `.onnx` (onnxruntime) and OpenVINO.
+"""The backends that run a detector in each weights format: `.pt` checkpoints, `.torchscript`, `.onnx`
+(onnxruntime) and OpenVINO. Which one loads a given file is the format table's business (engine/formats.py:
+`weights_format`, `load_backend`).
 
 Every backend takes the same input, a float tensor (batch, 3, h, w) of RGB values in [0, 1], and returns the
 same output, float32 (batch, anchors, 4 + [1] + nc): xywh boxes in input pixels, objectness (anchor head
@@ -20,10 +22,7 @@ import torch.nn as nn
 
 from engine.metadata import ModelMetadata
 from models.checkpoint_model import model_from_checkpoint
-from utils.torch_utils import select_device
 
-SUFFIXES = {".pt": "pytorch", ".torchscript": "torchscript", ".onnx": "onnx", ".xml": "openvino"}
-OPENVINO_DIR_SUFFIX = "_openvino_model"
 DEFAULT_IMGSZ = 640  # for models that carry no size of their own (a DetectionModel built in memory)
 
 
@@ -72,6 +71,12 @@ class Backend(ABC):
             return list(self.imgsz)
         trained = int(self.train_args.get("imgsz") or DEFAULT_IMGSZ)
         return [trained, trained]
+
+    @classmethod
+    def load(cls, path: Path, device: torch.device, half: bool = False) -> Backend:
+        """Load `path` (the format table's `load_backend` calls this). `half` is for checkpoints, which can run
+        in either precision; an exported file runs in the precision it was exported in."""
+        return cls(path, device)
 
     @abstractmethod
     def infer(self, images: torch.Tensor) -> torch.Tensor:
@@ -132,8 +137,8 @@ class PyTorchBackend(Backend):
         self.train_args = dict(getattr(model, "train_args", {}))
 
     @classmethod
-    def load(cls, path: Path, device: torch.device, fp16: bool = False) -> PyTorchBackend:
-        return cls(path, model_from_checkpoint(path), device, fp16, owned=True)
+    def load(cls, path: Path, device: torch.device, half: bool = False) -> PyTorchBackend:
+        return cls(path, model_from_checkpoint(path), device, half, owned=True)
 
     def infer(self, images: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -165,7 +170,7 @@ class OnnxBackend(Backend):
     format = "onnx"
 
     def __init__(self, path: Path, device: torch.device) -> None:
-        import onnxruntime as ort  # imported here: only this backend needs it
+        import onnxruntime as ort  # this format's package, imported by its backend only (load_backend checks it)
 
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
@@ -197,12 +202,8 @@ class OpenVINOBackend(Backend):
     format = "openvino"
 
     def __init__(self, path: Path, device: torch.device) -> None:
-        try:
-            import openvino as ov
-        except ImportError:
-            raise ValueError(
-                f"{path}: running OpenVINO models needs the openvino package (pip install openvino)"
-            ) from None
+        import openvino as ov  # this format's package, imported by its backend only (load_backend checks it)
+
         xml = path if path.suffix == ".xml" else next(iter(sorted(path.glob("*.xml"))), None)
         if xml is None or not (xml.parent / "metadata.json").is_file():
             raise ValueError(f"{path}: expected an OpenVINO .xml with metadata.json beside it (written by export.py)")
@@ -213,35 +214,3 @@ class OpenVINOBackend(Backend):
     def infer(self, images: torch.Tensor) -> torch.Tensor:
         output = self.compiled(images.detach().cpu().numpy())[self.compiled.output(0)]
         return torch.from_numpy(np.asarray(output, dtype=np.float32))
-
-
-def weights_format(path: str | Path) -> str:
-    """'pytorch', 'torchscript', 'onnx' or 'openvino' from the file name; ValueError for anything else."""
-    path = Path(path)
-    if path.name.endswith(OPENVINO_DIR_SUFFIX) or path.suffix == ".xml":
-        return "openvino"
-    if path.suffix in SUFFIXES:
-        return SUFFIXES[path.suffix]
-    supported = ", ".join([*SUFFIXES, f"<name>{OPENVINO_DIR_SUFFIX}/"])
-    raise ValueError(f"{path}: unknown weights format '{path.suffix}'; supported: {supported}")
-
-
-def load_backend(weights: str | Path, device: str | torch.device | None = "", half: bool = False) -> Backend:
-    """Load `weights` in whatever format its name says, on `device` ('' = CUDA if available, 'cpu', '0', ...).
-
-    `half` runs a `.pt` checkpoint in fp16 (CUDA only); exported files keep the precision they were exported in.
-    """
-    path = Path(weights)
-    kind = weights_format(path)
-    if not path.exists():
-        raise FileNotFoundError(f"weights not found: {path}")
-    device = device if isinstance(device, torch.device) else select_device(device)
-    if half and device.type != "cuda":
-        raise ValueError(f"--half needs a CUDA device (e.g. --device 0); the device here is {device}")
-    if kind == "pytorch":
-        return PyTorchBackend.load(path, device, half)
-    if kind == "torchscript":
-        return TorchScriptBackend(path, device)
-    if kind == "onnx":
-        return OnnxBackend(path, device)
-    return OpenVINOBackend(path, device)

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.backends import load_backend
+from engine.formats import load_backend
 from engine.predict import Detections, Predictor, Timings
 from engine.predict_options import PREDICT_DEFAULTS as D
 from engine.predict_options import SAMPLE_IMAGES as SAMPLE_IMAGES  # where tests and users look for it

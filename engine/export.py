@@ -21,25 +21,24 @@ batch, height and width (multiples of the largest stride) are free axes and `anc
 nc, names, single_cls) is in ONNX `metadata_props` as JSON strings and in TorchScript
 `_extra_files['metadata.json']`; val.py scores on that data set by default.
 
-ONNX is written with the TorchScript-based exporter (`dynamo=False`): the torch.export-based exporter, the
-default since torch 2.9, needs the onnxscript package, which this project does not depend on, and the
-traced exporter handles our graphs and their `dynamic_axes` exactly (every config is tested at two sizes).
+The formats, their file names, exporters (engine/exporters/), backends and packages are the entries of the
+format table in engine/formats.py.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 
-from engine.backends import DEFAULT_IMGSZ, OPENVINO_DIR_SUFFIX, load_backend
+from engine.backends import DEFAULT_IMGSZ
+from engine.exporters.job import DEFAULT_OPSET, ExportJob
+from engine.formats import FORMATS, ModelFormat, export_format_names, load_backend, require_packages
 from engine.imgsz import check_imgsz
 from engine.metadata import ModelMetadata
 from engine.weights import resolve_weights
@@ -47,15 +46,9 @@ from models.checkpoint_model import model_from_checkpoint
 from utils.checkpoint import CheckpointError, export_kind
 from utils.compare import relative_max_difference
 from utils.logging import LOGGER
-from utils.native_output import native_output_kept_on_success
 from utils.torch_utils import select_device
 
-if TYPE_CHECKING:
-    import onnx
-
-FORMATS = ("torchscript", "onnx", "openvino")
-DEFAULT_OPSET = 17
-MIN_OPSET = 9  # nearest upsampling (every neck has it) fails to export below 9: "upsample_nearest2d ... indexing"
+DEFAULT_INCLUDE = ("torchscript", "onnx")
 TOLERANCE = {False: 1e-4, True: 1e-2}  # relative max difference allowed: fp32, fp16
 
 
@@ -79,102 +72,14 @@ class ExportResult:
         return self.error is None
 
 
-def max_opset() -> int:
-    """The highest opset the installed torch's TorchScript-based ONNX exporter writes (20 in torch 2.9-2.14)."""
-    from torch.onnx import _constants  # private, but the only place torch states it; 20 where it is missing
-
-    return int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20))
-
-
-def check_opset(opset: int) -> int:
-    """`opset` if this torch can write it and our layers export at it; otherwise a one-line ValueError naming
-    --opset and the range accepted (torch would print its whole IR graph before failing)."""
-    high = max_opset()
-    if not MIN_OPSET <= opset <= high:
-        raise ValueError(
-            f"--opset {opset}: use {MIN_OPSET}-{high} (default {DEFAULT_OPSET}); the ONNX exporter of the installed "
-            f"torch {torch.__version__.split('+')[0]} writes opsets up to {high}, and nearest upsampling needs "
-            f">= {MIN_OPSET}"
-        )
-    return opset
-
-
-def export_torchscript(model: nn.Module, example: torch.Tensor, path: Path, metadata: ModelMetadata) -> Path:
-    """Trace `model` (a traced graph follows input shapes, so it serves --dynamic too) and save it with metadata."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TracerWarnings about Python values from constant strides
-        traced = torch.jit.trace(model, example, strict=False, check_trace=False)  # verified below instead
-    traced.save(str(path), _extra_files={"metadata.json": metadata.to_json()})
-    return path
-
-
-def export_onnx(
-    model: nn.Module,
-    example: torch.Tensor,
-    path: Path,
-    metadata: ModelMetadata,
-    opset: int = DEFAULT_OPSET,
-    dynamic: bool = False,
-    simplify: bool = False,
-) -> Path:
-    """Write an ONNX file (layout in this module's docstring), checked by onnx.checker, metadata attached."""
-    import onnx
-
-    dynamic_axes = {"images": {0: "batch", 2: "height", 3: "width"}, "output0": {0: "batch", 1: "anchors"}}
-    # A failing export prints its whole TorchScript IR graph from C++ before raising: the exception is the message.
-    with warnings.catch_warnings(), native_output_kept_on_success():
-        warnings.simplefilter("ignore")  # the exporter's deprecation notice and TracerWarnings
-        torch.onnx.export(
-            model,
-            (example,),
-            str(path),
-            dynamo=False,
-            opset_version=opset,
-            do_constant_folding=True,
-            input_names=["images"],
-            output_names=["output0"],
-            dynamic_axes=dynamic_axes if dynamic else None,
-        )
-    graph = onnx.load(str(path))
-    onnx.checker.check_model(graph)
-    if simplify:
-        graph = _simplify(graph)
-    for key, value in metadata.to_strings().items():
-        entry = graph.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(graph, str(path))
-    return path
-
-
-def _simplify(graph: onnx.ModelProto) -> onnx.ModelProto:
-    try:
-        import onnxsim
-    except ImportError:
-        LOGGER.warning(
-            "--simplify: the onnxsim package is not installed; the ONNX model is written "
-            "unsimplified (pip install onnxsim to enable it)"
-        )
-        return graph
-    simplified, ok = onnxsim.simplify(graph)
-    if not ok:
-        LOGGER.warning("--simplify: onnxsim could not validate the simplified model; keeping the original")
-        return graph
-    return simplified
-
-
-def export_openvino(onnx_path: Path, directory: Path, metadata: ModelMetadata, half: bool = False) -> Path:
-    """Convert the ONNX file to OpenVINO IR in `directory` (needs the openvino package)."""
-    try:
-        import openvino as ov
-    except ImportError:
-        raise ExportError(
-            "the openvino package is not installed; OpenVINO export skipped (pip install openvino)"
-        ) from None
-    directory.mkdir(parents=True, exist_ok=True)
-    xml = directory / onnx_path.with_suffix(".xml").name
-    ov.save_model(ov.convert_model(str(onnx_path)), str(xml), compress_to_fp16=half)
-    (directory / "metadata.json").write_text(metadata.to_json())
-    return directory
+def selected_formats(include: Sequence[str]) -> list[ModelFormat]:
+    """The table's entries for --include (any case); ValueError naming the choices for an unknown one."""
+    choices = export_format_names()
+    unknown = [f for f in include if f.lower() not in choices]
+    if unknown or not include:
+        shown = " ".join(include)
+        raise ValueError(f"--include {shown}: unknown format(s) {unknown}; choose from {', '.join(choices)}")
+    return [FORMATS.get(f.lower()) for f in include]
 
 
 def _check_shapes(imgsz: tuple[int, int], batch: int, dynamic: bool, stride: int) -> list[tuple[int, int, int]]:
@@ -200,7 +105,7 @@ def _latency_ms(run: Callable[[torch.Tensor], torch.Tensor], example: torch.Tens
 
 def export(
     weights: str | Path | None = None,
-    include: Sequence[str] = ("torchscript", "onnx"),
+    include: Sequence[str] = DEFAULT_INCLUDE,
     imgsz: int | Sequence[int] | None = None,
     batch: int = 1,
     dynamic: bool = False,
@@ -217,40 +122,25 @@ def export(
     verified against PyTorch and timed; a format that fails is reported in its result's `error` and the
     others go on.
     """
-    unknown = [f for f in include if f.lower() not in FORMATS]
-    if unknown or not include:
-        raise ValueError(
-            f"--include {' '.join(include)}: unknown format(s) {unknown}; choose from {', '.join(FORMATS)}"
-        )
+    formats = selected_formats(include)
     if batch < 1:
         raise ValueError(f"--batch must be >= 1, got {batch}")
-    if {"onnx", "openvino"} & {f.lower() for f in include}:  # OpenVINO is converted from the ONNX file
-        check_opset(opset)
     selected = select_device(device)
     if half and selected.type != "cuda":
         raise ValueError(f"--half exports fp16 models and needs a CUDA device (e.g. --device 0); got {selected}")
     weights = resolve_weights(weights, runs_dir)
-    kind = export_kind(weights)
-    if kind is not None:
-        raise ValueError(
-            f"--weights {weights}: export.py takes a .pt checkpoint of this project (runs/train/*/weights/best.pt); "
-            f"{weights.name} is {kind}"
-        )
-    try:
-        reference = model_from_checkpoint(weights).eval().to(selected)  # unfused fp32: what the user trained
-    except CheckpointError as e:
-        raise CheckpointError(f"--weights {e}") from None
-    model = copy.deepcopy(reference).fuse().eval()
-    model = model.half() if half else model
-    for p in model.parameters():
-        p.requires_grad_(False)
+    reference, model = _load_models(weights, selected, half)
     stride = int(max(float(s) for s in model.stride))
     size = check_imgsz(imgsz or reference.train_args.get("imgsz") or DEFAULT_IMGSZ, stride)  # default: training size
     metadata = ModelMetadata.from_model(
         model, imgsz=list(size), batch=None if dynamic else batch, dynamic=dynamic, half=half
     )
-    dtype = torch.float16 if half else torch.float32
-    example = torch.zeros(batch, 3, *size, device=selected, dtype=dtype)
+    example = torch.zeros(batch, 3, *size, device=selected, dtype=torch.float16 if half else torch.float32)
+    job = ExportJob(model, example, metadata, weights, opset, dynamic, simplify, half)
+    for entry in formats:
+        if entry.check is not None:
+            entry.check(job)  # bad options fail in one line before any file is written
+
     generator = torch.Generator().manual_seed(0)
     checks = [torch.rand(b, 3, h, w, generator=generator) for b, h, w in _check_shapes(size, batch, dynamic, stride)]
     with torch.inference_mode():
@@ -261,31 +151,54 @@ def export(
         f"{batch}x3x{size[0]}x{size[1]}{' dynamic' if dynamic else ''}{' fp16' if half else ''}; "
         f"PyTorch (fused) latency {pytorch_ms:.1f} ms"
     )
-
-    results = []
-    onnx_path: Path | None = None
-    for fmt in [f.lower() for f in include]:
-        result = ExportResult(fmt)
-        try:
-            if fmt == "torchscript":
-                path = export_torchscript(model, example, weights.with_suffix(".torchscript"), metadata)
-            elif fmt == "onnx":
-                path = onnx_path = export_onnx(
-                    model, example, weights.with_suffix(".onnx"), metadata, opset, dynamic, simplify
-                )
-            else:
-                source = onnx_path or export_onnx(
-                    model, example, weights.with_suffix(".onnx"), metadata, opset, dynamic
-                )
-                path = export_openvino(source, weights.parent / f"{weights.stem}{OPENVINO_DIR_SUFFIX}", metadata, half)
-            result.path = path
-            result.size_mb = sum(f.stat().st_size for f in ([path] if path.is_file() else path.rglob("*"))) / 1e6
-            _verify(result, checks, expected, selected, half, latency_runs)
-        except Exception as e:  # one format failing must not stop the others; the error is reported
-            result.error = f"{type(e).__name__}: {e}"
-        results.append(result)
+    results = [_export_one(entry, job, checks, expected, latency_runs) for entry in formats]
     _report(results)
     return results
+
+
+def _load_models(weights: Path, device: torch.device, half: bool) -> tuple[nn.Module, nn.Module]:
+    """The checkpoint's model as trained (unfused fp32: the reference every export is compared with) and its
+    fused deploy copy, in fp16 with `half`, without gradients: what every exporter traces."""
+    kind = export_kind(weights)
+    if kind is not None:
+        raise ValueError(
+            f"--weights {weights}: export.py takes a .pt checkpoint of this project (runs/train/*/weights/best.pt); "
+            f"{weights.name} is {kind}"
+        )
+    try:
+        reference = model_from_checkpoint(weights).eval().to(device)
+    except CheckpointError as e:
+        raise CheckpointError(f"--weights {e}") from None
+    model = copy.deepcopy(reference).fuse().eval()
+    model = model.half() if half else model
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return reference, model
+
+
+def _export_one(
+    entry: ModelFormat,
+    job: ExportJob,
+    checks: list[torch.Tensor],
+    expected: list[torch.Tensor],
+    latency_runs: int,
+) -> ExportResult:
+    """Write one format and check it; any failure (a missing package, an exporter error, outputs that differ)
+    is recorded in the result's `error`, so one format failing does not stop the others."""
+    result = ExportResult(entry.name)
+    try:
+        require_packages(entry.export_packages, f"{entry.name} export")
+        result.path = job.written[entry.name] = entry.export(job, entry.output_path(job.weights))
+        files = [result.path] if result.path.is_file() else result.path.rglob("*")
+        result.size_mb = sum(f.stat().st_size for f in files) / 1e6
+        reason = entry.unverifiable(job) if entry.unverifiable is not None else None
+        if reason is not None:
+            LOGGER.warning(f"{result.path}{' (fp16)' if job.half else ''} written but not checked: {reason}")
+        else:
+            _verify(result, checks, expected, job.example.device, job.half, latency_runs)
+    except Exception as e:  # reported, not raised: the other formats go on
+        result.error = f"{type(e).__name__}: {e}"
+    return result
 
 
 def _verify(
@@ -297,15 +210,6 @@ def _verify(
     latency_runs: int,
 ) -> None:
     """Run the written file through the loader on every check input; record the worst difference and latency."""
-    if result.format == "onnx" and half:
-        import onnxruntime as ort
-
-        if "CUDAExecutionProvider" not in ort.get_available_providers():  # the CPU provider lacks fp16 kernels
-            LOGGER.warning(
-                f"{result.path} (fp16) written but not checked: this onnxruntime has no CUDA "
-                "provider to run fp16 models (pip install onnxruntime-gpu)"
-            )
-            return
     backend = load_backend(result.path, device)
     outputs = [backend(x).cpu() for x in checks]
     result.max_difference = max(relative_max_difference(e, o) for e, o in zip(expected, outputs))

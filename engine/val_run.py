@@ -11,7 +11,8 @@ import torch
 from dataio.data_config import DataConfig, load_data_config
 from dataio.dataset import YoloDataset
 from dataio.loader import build_dataloader
-from engine.backends import Backend, load_backend
+from engine.backends import Backend
+from engine.formats import load_backend
 from engine.predict_options import PREDICT_DEFAULTS
 from engine.val_data import validation_dataset
 from engine.val_options import TASKS, ValOptions

@@ -11,8 +11,8 @@ import onnx
 import pytest
 import torch
 
-from engine.backends import load_backend
 from engine.export import export
+from engine.formats import load_backend
 from engine.predict import Predictor
 from models.checkpoint_model import model_from_checkpoint
 from models.detection_model import DetectionModel

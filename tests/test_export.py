@@ -13,7 +13,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from engine.export import DEFAULT_OPSET, MIN_OPSET, export, export_onnx, max_opset
+from engine.export import export
+from engine.exporters.job import DEFAULT_OPSET, ExportJob
+from engine.exporters.onnx import MIN_OPSET, export_onnx, max_opset
 from engine.metadata import ModelMetadata
 from export import main as export_main
 from models.detection_model import DetectionModel
@@ -43,7 +45,8 @@ def test_every_config_exports_to_dynamic_onnx(case: tuple[str, str | None], tmp_
     model = randomize_batchnorm(DetectionModel(cfg, nc=2, scale=scale)).eval()
     fused = copy.deepcopy(model).fuse()
     meta = ModelMetadata.from_model(fused, imgsz=[64, 64], dynamic=True)
-    path = export_onnx(fused, torch.zeros(1, 3, 64, 64), tmp_path / "model.onnx", meta, dynamic=True)
+    job = ExportJob(fused, torch.zeros(1, 3, 64, 64), meta, tmp_path / "model.pt", dynamic=True)
+    path = export_onnx(job, tmp_path / "model.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for shape in [(1, 3, 64, 64), (2, 3, 96, 128)]:
         images = torch.rand(shape)

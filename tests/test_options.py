@@ -17,9 +17,9 @@ import train
 import val
 from engine.api import Detector
 from engine.detect import detect as detect_run
-from engine.export import FORMATS
 from engine.export import export as export_run
 from engine.export_options import ExportOptions
+from engine.formats import export_format_names
 from engine.predict import Predictor, postprocess
 from engine.predict_options import PredictOptions
 from engine.train_options import TrainOptions
@@ -150,7 +150,7 @@ def test_bad_values_exit_with_status_2(options_class: type, argv: list[str], cap
 
 def test_choices_come_from_the_registries() -> None:
     choices = {a.dest: a.choices for a in _actions(ExportOptions) + _actions(TrainOptions)}
-    assert tuple(choices["include"]) == FORMATS and tuple(choices["optimizer"]) == ("SGD", "Adam", "AdamW")
+    assert list(choices["include"]) == export_format_names() and tuple(choices["optimizer"]) == ("SGD", "Adam", "AdamW")
 
 
 def test_library_defaults_are_the_options_defaults() -> None:

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 import val
-from engine.backends import load_backend
 from engine.export import export
+from engine.formats import load_backend
 from engine.metadata import ModelMetadata
 from engine.train_options import TrainOptions
 from engine.trainer import train

@@ -30,7 +30,7 @@ class OptionSpec:
     """How one field appears on the command line (the field's name and default give the rest)."""
 
     help: str
-    choices: tuple[Any, ...] | None = None
+    choices: tuple[Any, ...] | Callable[[], Sequence[Any]] | None = None  # a callable: read when a parser is built
     aliases: tuple[str, ...] = ()
     nargs: str | int | None = None  # instead of the one the annotation implies
     const: Any = None  # the value of a flag given without its argument (nargs="?")
@@ -41,14 +41,16 @@ def option(
     default: Any = dataclasses.MISSING,
     *,
     help: str,
-    choices: Sequence[Any] | None = None,
+    choices: Sequence[Any] | Callable[[], Sequence[Any]] | None = None,
     aliases: Sequence[str] = (),
     nargs: str | int | None = None,
     const: Any = None,
     type: Callable[[str], Any] | None = None,
 ) -> Any:
     """A dataclass field that is also a command-line flag (see the module docstring). Defaults must be immutable."""
-    spec = OptionSpec(help, tuple(choices) if choices is not None else None, tuple(aliases), nargs, const, type)
+    if choices is not None and not callable(choices):
+        choices = tuple(choices)
+    spec = OptionSpec(help, choices, tuple(aliases), nargs, const, type)
     return dataclasses.field(default=default, metadata={_METADATA_KEY: spec})
 
 
@@ -106,8 +108,8 @@ def _argument(options_class: type, field: dataclasses.Field, annotation: Any) ->
         kwargs["nargs"] = nargs
     if spec.const is not None:
         kwargs["const"] = spec.const
-    if spec.choices is not None:
-        kwargs["choices"] = spec.choices
+    if spec.choices is not None:  # a callable gives the choices of now (e.g. a format registered since import)
+        kwargs["choices"] = tuple(spec.choices()) if callable(spec.choices) else spec.choices
     return kwargs
 
 
