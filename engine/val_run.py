@@ -18,6 +18,13 @@ from engine.val_data import validation_dataset
 from engine.val_options import TASKS, ValOptions
 from engine.validator import ValidationResult, validate
 from engine.weights import resolve_weights
+from utils.coco import (
+    detections_to_coco_results,
+    evaluate_with_pycocotools,
+    pycocotools_available,
+    save_json,
+    yolo_labels_to_coco,
+)
 from utils.files import increment_path
 from utils.logging import LOGGER
 
@@ -159,14 +166,6 @@ def _coco_evaluation(
     weights: Path,
 ) -> dict[str, Any] | None:
     """Write COCO annotations (converted from the YOLO labels) and results; score them with pycocotools."""
-    from utils.coco import (
-        detections_to_coco_results,
-        evaluate_with_pycocotools,
-        pycocotools_available,
-        save_json,
-        yolo_labels_to_coco,
-    )
-
     ids = {path: i for i, path in enumerate(dataset.image_files)}  # integer ids: file stems may mix types
     annotations = yolo_labels_to_coco(
         [

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from engine.predict import Detections
 from models.detection_model import DetectionModel
 from utils.boxes import xywh_to_xyxy
 from utils.letterbox import clip_boxes, scale_boxes_to_original
@@ -226,8 +227,6 @@ def _autocast_dtype(device: torch.device) -> torch.dtype:
 
 def _write_txt(path: Path, detections: torch.Tensor, original_hw: tuple[int, int], save_conf: bool) -> None:
     """One line per detection: class x y w h [conf], normalised to the original image (as detect.py writes)."""
-    from engine.predict import Detections
-
     det = detections.cpu().numpy()
     found = Detections(str(path), tuple(original_hw), det[:, :4], det[:, 4], det[:, 5].astype(int))
     path.write_text("".join(line + "\n" for line in found.label_lines(with_confidence=save_conf)))
@@ -242,7 +241,7 @@ def _plot_val_batch(
     save_dir: Path,
     index: int,
 ) -> None:
-    from utils.plots import plot_batch
+    from utils.plots import plot_batch  # matplotlib only when plotting, as in utils/metrics.py
 
     pixels = (images.float() * 255).byte().cpu()
     plot_batch(pixels, targets.cpu(), paths, names, save_dir / f"val_batch{index}_labels.jpg")

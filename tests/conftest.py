@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
+if str(ROOT) not in sys.path:  # the project's packages, whichever directory pytest is started from
     sys.path.insert(0, str(ROOT))
+
+from engine.train_options import TrainOptions  # noqa: E402
+from engine.trainer import train  # noqa: E402
+from tests.helpers import STILL_HYP  # noqa: E402
+from tests.synthetic_data import make_synthetic_dataset  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -25,8 +31,6 @@ def _seed() -> None:
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four 96 px images, two classes; validation is the training set."""
-    from tests.synthetic_data import make_synthetic_dataset
-
     return make_synthetic_dataset(
         tmp_path_factory.mktemp("tiny"), n_train=4, n_val=4, imgsz=96, nc=2, val_is_train=True
     )
@@ -35,12 +39,6 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def overfit_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A yolo11n trained 30 epochs on `tiny_data` until it reproduces its labels; returns the run directory."""
-    import yaml
-
-    from engine.train_options import TrainOptions
-    from engine.trainer import train
-    from tests.helpers import STILL_HYP
-
     root = tmp_path_factory.mktemp("overfit")
     hyp = root / "still.yaml"
     hyp.write_text(yaml.safe_dump(STILL_HYP))

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import torch
 
+from engine.export import export
 from models.detection_model import DetectionModel
 from models.reparam import randomize_batchnorm
 from utils.checkpoint import save_checkpoint
@@ -101,8 +102,6 @@ def shared_exports(cfg: str = "yolov5n.yaml") -> dict:
 
     Returns {"pt": path, "results": [ExportResult, ...], "torchscript": path, "onnx": path}.
     """
-    from engine.export import export
-
     weights = shared_checkpoint(cfg)
     results = export(weights, ["torchscript", "onnx"], imgsz=64, dynamic=True, latency_runs=1)
     return {"pt": weights, "results": results, **{r.format: r.path for r in results if r.ok}}

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dataio.check import main as check_main
 from dataio.dataset import YoloDataset
 from dataio.image_io import read_image, verify_image
 from dataio.label_checks import check_label_file
@@ -187,10 +188,8 @@ def test_grayscale_rgba_16bit(corpus: Path) -> None:
 
 
 def test_check_cli_reports_and_fails_on_skips(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from dataio.check import main
-
     data = tmp_path / "corpus.yaml"
     data.write_text(f"path: {corpus}\nval: images\nnames: [a, b, c]\n")
-    assert main([str(data), "--cache-dir", str(tmp_path / "cache")]) == 1
+    assert check_main([str(data), "--cache-dir", str(tmp_path / "cache")]) == 1
     out = capsys.readouterr().out
     assert "val: 17 images: 9 usable" in out and "truncated.jpg: corrupt or truncated image" in out

@@ -8,8 +8,10 @@ import sys
 
 import pytest
 import torch
+import torchvision
 
 from models.backbones.levels import deepest_per_level, pyramid_level
+from models.backbones.timm_backbone import TimmBackbone
 from models.backbones.torchvision_backbone import TorchvisionBackbone
 from models.backbones.weights import BackboneWeightsError
 from models.config import ConfigError
@@ -68,8 +70,6 @@ def test_timm_by_name_in_yaml(timm) -> None:
 
 
 def test_timm_local_weights(tmp_path, timm) -> None:
-    from models.backbones.timm_backbone import TimmBackbone
-
     torch.manual_seed(1)
     full = randomize_batchnorm(timm.create_model("mobilenetv3_small_050")).eval()
     path = tmp_path / "full.pth"
@@ -113,8 +113,6 @@ def test_torchvision_by_name_in_yaml_and_fuse() -> None:
 
 
 def test_torchvision_levels_and_fuse_through_the_graph(tmp_path) -> None:
-    import torchvision
-
     torch.manual_seed(2)
     classifier = randomize_batchnorm(torchvision.models.get_model("resnet18", weights=None)).eval()
     path = tmp_path / "resnet18.pth"

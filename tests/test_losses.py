@@ -12,8 +12,10 @@ import torch.nn.functional as F
 from losses import AnchorLoss, DFLLoss, build_anchor_targets, build_loss, distribution_focal_loss
 from losses.anchor_loss import AnchorLossHyp, objectness_balance, scaled_gains
 from losses.bce import FocalBCEWithLogits, smooth_bce_targets
+from losses.dfl_loss import targets_per_image  # the assignment both losses see
 from models.detection_model import DetectionModel
 from tests.helpers import ANCHOR_HYP, DFL_HYP
+from utils.boxes import dist_to_box, make_anchor_points
 
 HYPS = {"anchor": ANCHOR_HYP, "dfl": DFL_HYP}
 TARGETS = torch.tensor([[0, 0, 0.5, 0.5, 0.4, 0.5], [1, 1, 0.3, 0.6, 0.3, 0.2], [1, 0, 0.7, 0.3, 0.4, 0.4]])
@@ -207,8 +209,6 @@ def test_label_smoothing_targets(tiny_models: dict) -> None:
     model = tiny_models["dfl"].eval()
     with torch.no_grad():
         raw = model.forward_raw(torch.rand(2, 3, 64, 64))
-    from losses.dfl_loss import targets_per_image  # the assignment both losses see
-
     assigned = _assign(dfl_plain, raw, targets_per_image)
     plain, smooth = dfl_plain.class_targets(assigned), dfl_smooth.class_targets(assigned)
     fg = assigned.foreground
@@ -222,8 +222,6 @@ def test_label_smoothing_targets(tiny_models: dict) -> None:
 
 
 def _assign(loss: DFLLoss, raw: list[torch.Tensor], targets_per_image) -> object:
-    from utils.boxes import dist_to_box, make_anchor_points
-
     flat = torch.cat([p.flatten(2) for p in raw], 2).transpose(1, 2)
     box_logits, cls_logits = flat.split((4 * loss.reg_max, loss.nc), 2)
     points, strides = make_anchor_points([p.shape[2:] for p in raw], loss.head.stride)

@@ -85,7 +85,7 @@ def test_equal_to_timm(timm_name: str, timm_features) -> None:
 
 
 def test_converter_takes_full_classifier_checkpoints(timm_features) -> None:
-    import timm
+    import timm  # optional: the timm_features fixture this test takes skips without it
 
     torch.manual_seed(3)
     full = randomize_scales(timm.create_model("mobilenetv4_hybrid_medium", pretrained=False), seed=3).eval()

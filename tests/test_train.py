@@ -14,6 +14,7 @@ import yaml
 from engine.train_options import TrainOptions
 from engine.trainer import Trainer, TrainingError, train
 from engine.val_run import ValOptions, run_val
+from tests.synthetic_data import make_synthetic_dataset
 from utils.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,8 +155,6 @@ def test_ddp_two_cpu_processes(tiny_data: Path, tmp_path: Path) -> None:
 
 def test_single_cls_trains_on_multi_class_data(tmp_path: Path) -> None:
     """--single-cls on a 3-class set: every image is used (classes merged after the checks), the model has nc=1."""
-    from tests.synthetic_data import make_synthetic_dataset
-
     data = make_synthetic_dataset(tmp_path / "data", n_train=4, n_val=2, imgsz=64, nc=3, objects=(3, 3))
     label_files = (tmp_path / "data" / "labels").rglob("*.txt")
     classes = {row.split()[0] for f in label_files for row in f.read_text().splitlines()}

@@ -98,7 +98,7 @@ def fp16_unverifiable(job: ExportJob) -> str | None:
     """Why an fp16 ONNX file cannot be run here to check it (onnxruntime's CPU provider has no fp16 kernels)."""
     if not job.half:
         return None
-    import onnxruntime as ort
+    import onnxruntime as ort  # this format's package (see above)
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         return None

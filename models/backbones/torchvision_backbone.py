@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 import torch.fx
 import torch.nn as nn
+import torchvision
+from torchvision.models.feature_extraction import create_feature_extractor
 
 from models.backbones.levels import pyramid_level
 from models.backbones.stage import MultiOutputStage
@@ -39,8 +41,6 @@ class _Call:
 
 def classification_models() -> list[str]:
     """Names of torchvision's classification models."""
-    import torchvision
-
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
@@ -57,9 +57,6 @@ class TorchvisionBackbone(MultiOutputStage):
         self, in_channels: int, model_name: str = "resnet18", weights: str | Path | bool | None = None
     ) -> None:
         super().__init__()
-        import torchvision
-        from torchvision.models.feature_extraction import create_feature_extractor
-
         known = classification_models()
         if model_name not in known:
             close = difflib.get_close_matches(str(model_name), known, n=5, cutoff=0.5)
