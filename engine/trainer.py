@@ -34,6 +34,7 @@ from engine.train_setup import (
     write_run_files,
 )
 from losses import DetectionLoss, build_loss
+from models.backbones.weights import load_backbone_weights
 from models.detection_model import DetectionModel
 from utils import distributed as dist_utils
 from utils.files import increment_path
@@ -151,8 +152,6 @@ class Trainer:
         if o.weights:
             transfer_weights(model, o.weights)
         if o.backbone_weights:
-            from models.backbones.weights import load_backbone_weights
-
             load_backbone_weights(model, o.backbone_weights)
         return model
 
