@@ -37,6 +37,7 @@ from losses import DetectionLoss, build_loss
 from models.backbones.weights import load_backbone_weights
 from models.detection_model import DetectionModel
 from utils import distributed as dist_utils
+from utils.channels_last import to_channels_last
 from utils.files import increment_path
 from utils.logging import LOGGER, set_verbosity
 from utils.torch_utils import init_seeds, select_device, unwrap_model
@@ -122,7 +123,8 @@ class Trainer:
             set_batchnorm_momentum(model, o.bn_momentum)
         model.to(self.device)
         self.memory_format = torch.channels_last if o.channels_last else torch.contiguous_format
-        model.to(memory_format=self.memory_format)
+        # channels-last except the convs whose CPU backward torch gets wrong in it (kept in NCHW, named here)
+        self.nchw_convs = to_channels_last(model, self.device) if o.channels_last else []
         self.loss_fn = self.build_loss(model)
         self.optimizer = self.build_optimizer(model)
         self.amp = o.amp and self.device.type == "cuda"
