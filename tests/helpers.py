@@ -86,3 +86,13 @@ def build_stage(cls: type, in_channels: int, *args: Any) -> nn.Module:
     also loads the checkpoint its `weights` argument names (the constructor only checks the path)."""
     ctx = LayerContext(0, cls.__name__, [FeatureSpec(in_channels, 1.0)], False, 1, list(args), Scaling())
     return cls.from_config(ctx).module
+
+
+class Interrupted(Exception):
+    """Raised by interrupt_after_first_epoch: a run stopped on purpose, to be resumed by the test."""
+
+
+def interrupt_after_first_epoch(trainer) -> None:
+    """An `after_epoch` callback that stops a training run after its first epoch."""
+    if trainer.epoch == 0:
+        raise Interrupted

@@ -15,6 +15,7 @@ from engine.hooks import Hook, UnknownEventError, default_hooks
 from engine.hyperparameters import HYP_DIR
 from engine.train_options import TrainOptions
 from engine.trainer import Trainer, train
+from tests.helpers import Interrupted, interrupt_after_first_epoch
 from utils.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,15 +102,6 @@ def test_misspelt_events_raise(tiny_data: Path, tmp_path: Path) -> None:
     assert len(trainer.hooks) == 0 and Hook().handlers() == {}  # the base class handles nothing
 
 
-class _Interrupt(Exception):
-    pass
-
-
-def _interrupt_after_first_epoch(trainer: Trainer) -> None:
-    if trainer.epoch == 0:
-        raise _Interrupt
-
-
 def test_resume_continues_the_schedule_after_warmup(tiny_data: Path, tmp_path: Path) -> None:
     # Without warm-up every epoch's rate comes from the scheduler, so an epoch counter restored one behind shows
     # in the third epoch's rate and weights.
@@ -118,10 +110,10 @@ def test_resume_continues_the_schedule_after_warmup(tiny_data: Path, tmp_path: P
     hyp_file.write_text(yaml.safe_dump({**hyp, "warmup_epochs": 0.0, "lrf": 0.01}))
     common = dict(epochs=3, hyp=str(hyp_file), noval=True, close_mosaic=0, batch_size=4, nbs=4)
     straight = train(options(tiny_data, tmp_path, name="straight", **common))
-    with pytest.raises(_Interrupt):
+    with pytest.raises(Interrupted):
         train(
             options(tiny_data, tmp_path, name="interrupted", **common),
-            callbacks={"after_epoch": [_interrupt_after_first_epoch]},
+            callbacks={"after_epoch": [interrupt_after_first_epoch]},
         )
     resumed = train(TrainOptions(resume=str(tmp_path / "interrupted" / "weights" / "last.pt")))
 

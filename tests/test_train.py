@@ -14,6 +14,7 @@ import yaml
 from engine.train_options import TrainOptions
 from engine.trainer import Trainer, TrainingError, train
 from engine.val_run import ValOptions, run_val
+from tests.helpers import Interrupted, interrupt_after_first_epoch
 from tests.synthetic_data import make_synthetic_dataset
 from utils.checkpoint import load_checkpoint
 
@@ -41,23 +42,14 @@ def test_overfits_tiny_data(overfit_run: Path) -> None:
     assert metrics["map50"] >= 0.9, metrics
 
 
-class _Interrupt(Exception):
-    pass
-
-
-def _interrupt_after_first_epoch(trainer: Trainer) -> None:
-    if trainer.epoch == 0:
-        raise _Interrupt
-
-
 def test_resume_is_exact_and_run_files_exist(tiny_data: Path, tmp_path: Path) -> None:
     common = dict(cfg="yolov5n.yaml", epochs=2, batch_size=2, nbs=2, close_mosaic=1)
     straight = train(options(tiny_data, tmp_path, name="straight", **common))
 
-    with pytest.raises(_Interrupt):
+    with pytest.raises(Interrupted):
         train(
             options(tiny_data, tmp_path, name="interrupted", noplots=True, **common),
-            callbacks={"after_epoch": [_interrupt_after_first_epoch]},
+            callbacks={"after_epoch": [interrupt_after_first_epoch]},
         )
     last = tmp_path / "interrupted" / "weights" / "last.pt"
     assert load_checkpoint(last)["epoch"] == 0
