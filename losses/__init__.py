@@ -1,5 +1,5 @@
-"""Detection losses, chosen by the head (`loss_name`): YOLOv5's anchor-based loss or the YOLOv8/11 anchor-free
-DFL loss, each registered by class name."""
+"""Detection losses, chosen by the head (`loss_name`): for the anchor-based head a task-aligned loss or YOLOv5's
+own, for the anchor-free head the YOLOv8/11 DFL loss; each registered by class name."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import torch.nn as nn
 
+from losses.aligned_anchor_loss import AlignedAnchorLoss, AlignedAnchorLossHyp
 from losses.anchor_loss import AnchorLoss, AnchorLossHyp
 from losses.anchor_targets import LevelTargets, build_anchor_targets
 from losses.assigner import Assignment, TaskAlignedAssigner
@@ -42,6 +43,8 @@ def build_loss(model: nn.Module, hyp: Mapping[str, Any], imgsz: int | None = Non
 
 
 __all__ = [
+    "AlignedAnchorLoss",
+    "AlignedAnchorLossHyp",
     "AnchorLoss",
     "AnchorLossHyp",
     "Assignment",
