@@ -19,7 +19,7 @@ import numpy as np
 
 from dataio.label_checks import Problem
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: images checked by the loader's decoder (OpenCV), not PIL: older caches are rebuilt
 
 
 @dataclass

@@ -37,7 +37,7 @@ def scan_images(image_files: Sequence[Path], nc: int | None, prefix: str = "") -
     workers = min(8, os.cpu_count() or 1)
     kept_images, kept_labels, labels, shapes, problems = [], [], [], [], []
     status = Counter()
-    with ThreadPoolExecutor(workers) as pool:  # PIL releases the GIL while decoding
+    with ThreadPoolExecutor(workers) as pool:  # OpenCV releases the GIL while decoding
         results = pool.map(lambda pair: _check_pair(pair[0], pair[1], nc), zip(image_files, label_files))
         bar = tqdm(
             results,
