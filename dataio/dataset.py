@@ -24,7 +24,7 @@ from dataio.augment import (
     random_perspective,
 )
 from dataio.augmentation_hyp import AugmentationHyp
-from dataio.image_io import read_image
+from dataio.image_io import ImageReadError, read_image
 from dataio.label_checks import Problem
 from dataio.rect import aspect_order, rect_batch_shapes
 from dataio.scan import load_or_scan
@@ -46,6 +46,11 @@ class YoloDataset(Dataset):
     Attributes the trainer uses: `labels` (per image (n, 5) float32 `cls, x, y, w, h` normalised to the
     original image), `shapes` ((N, 2) int, original **(width, height)** after EXIF orientation),
     `image_files`, `label_files`, `problems` (every problem found by the checks), `counts`.
+
+    An image that the scan accepted but that cannot be decoded any more (changed or removed since) is reported
+    once, naming the file, and never stops the run: when augmenting (training) the next readable index takes
+    its place (a function of the files only, so the same in every worker and after a resume); otherwise
+    (evaluation) the item is None and `collate_fn` leaves it out, so it is not scored.
 
     Augmentation randomness comes from a generator seeded with (seed, epoch, index) only, so an item is the
     same whenever it is asked for with the same `set_epoch`, in any worker and after any resume.
@@ -107,7 +112,8 @@ class YoloDataset(Dataset):
             self.shapes = self.shapes[order]
             self.batch_index, self.batch_shapes = rect_batch_shapes(self.shapes, batch_size, self.imgsz, stride, pad)
 
-        self._images: list[np.ndarray] | None = None
+        self._images: list[np.ndarray | None] | None = None
+        self._unreadable_reported: set[str] = set()
         if cache_images:
             self._cache_images()
 
@@ -137,7 +143,7 @@ class YoloDataset(Dataset):
     def __len__(self) -> int:
         return len(self.image_files)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, str, ShapeInfo]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, str, ShapeInfo] | None:
         index = int(index)
         rng = self.rng_for(index)
         hyp = self.hyp
@@ -149,8 +155,15 @@ class YoloDataset(Dataset):
             if rng.random() < hyp.mixup:
                 image, labels = mixup(image, labels, *self._load_mosaic(int(rng.integers(len(self))), rng), rng)
         else:
-            image, (h0, w0), (h, w) = self.load_image(index)
             shape = tuple(self.batch_shapes[self.batch_index[index]]) if self.rect else (self.imgsz, self.imgsz)
+            if self.augment:
+                index, (image, (h0, w0), (h, w)) = self._load_readable(index)
+            else:
+                try:
+                    image, (h0, w0), (h, w) = self.load_image(index)
+                except ImageReadError as e:
+                    self._report_unreadable(e)
+                    return None  # evaluation leaves it out (collate_fn) rather than scoring another image twice
             image, ratio, (pad_w, pad_h) = letterbox(image, shape, auto=False, scale_up=self.augment)
             content_w, content_h = round(w * ratio), round(h * ratio)
             labels = self._pixel_labels(index, content_w, content_h, pad_w, pad_h)
@@ -169,12 +182,33 @@ class YoloDataset(Dataset):
         return chw, targets, self.image_files[index], shape_info
 
     def load_image(self, index: int) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
-        """Image `index` as BGR resized so its long side is imgsz; its original and resized (h, w)."""
+        """Image `index` as BGR resized so its long side is imgsz; its original and resized (h, w).
+
+        Raises ImageReadError when the file cannot be decoded any more."""
         if self._images is not None:
             image = self._images[index]
+            if image is None:  # failed while caching: try the file again (it may be back)
+                return self._read_resized(index)
             w0, h0 = self.shapes[index]
             return image, (int(h0), int(w0)), image.shape[:2]
         return self._read_resized(index)
+
+    def _load_readable(self, index: int) -> tuple[int, tuple[np.ndarray, tuple[int, int], tuple[int, int]]]:
+        """The first of `index`, `index + 1`, ... (wrapping) whose image decodes, and `load_image` of it."""
+        for offset in range(len(self)):
+            candidate = (index + offset) % len(self)
+            try:
+                return candidate, self.load_image(candidate)
+            except ImageReadError as e:
+                self._report_unreadable(e)
+        raise DatasetSourceError(f"{self.prefix}none of the {len(self)} images can be decoded any more")
+
+    def _report_unreadable(self, error: ImageReadError) -> None:
+        """One warning per file (per process: each loader worker reports on its own)."""
+        message = str(error)
+        if message not in self._unreadable_reported:
+            self._unreadable_reported.add(message)
+            LOGGER.warning(f"{self.prefix}{message}: changed or removed since the scan, skipped")
 
     def _read_resized(self, index: int) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
         image = read_image(self.image_files[index])
@@ -190,10 +224,17 @@ class YoloDataset(Dataset):
 
     def _cache_images(self) -> None:
         with ThreadPoolExecutor(4) as pool:
-            loaded = pool.map(lambda i: self._read_resized(i)[0], range(len(self)))
+            loaded = pool.map(self._read_resized_or_none, range(len(self)))
             self._images = list(tqdm(loaded, total=len(self), desc=f"{self.prefix}caching images", leave=False))
-        gigabytes = sum(x.nbytes for x in self._images) / 1e9
+        gigabytes = sum(x.nbytes for x in self._images if x is not None) / 1e9
         LOGGER.info(f"{self.prefix}cached {len(self)} images in RAM ({gigabytes:.2f} GB)")
+
+    def _read_resized_or_none(self, index: int) -> np.ndarray | None:
+        try:
+            return self._read_resized(index)[0]
+        except ImageReadError as e:
+            self._report_unreadable(e)
+            return None
 
     def _pixel_labels(self, index: int, width: float, height: float, pad_w: float, pad_h: float) -> np.ndarray:
         """Labels of image `index` as (n, 5) `cls, x1, y1, x2, y2` in pixels of an image drawn `width` x
@@ -213,7 +254,7 @@ class YoloDataset(Dataset):
         centre = random_mosaic_centre(size, rng)
         images, labels = [], []
         for i in [index, *rng.integers(0, len(self), 3).tolist()]:
-            image, _, (h, w) = self.load_image(i)
+            i, (image, _, (h, w)) = self._load_readable(i)
             images.append(image)
             labels.append(self._pixel_labels(i, w, h, 0, 0))
         canvas, labels = mosaic4(images, labels, size, centre)
@@ -231,15 +272,19 @@ class YoloDataset(Dataset):
     # -- batching -----------------------------------------------------------------------------------------
     @staticmethod
     def collate_fn(
-        batch: list[tuple[torch.Tensor, torch.Tensor, str, ShapeInfo]],
+        batch: list[tuple[torch.Tensor, torch.Tensor, str, ShapeInfo] | None],
     ) -> tuple[torch.Tensor, torch.Tensor, list[str], list[ShapeInfo]]:
         """Stack items into `(images (B, 3, H, W) uint8, targets (M, 6), paths, shapes)`; column 0 of the
-        targets is the image's index in the batch.
+        targets is the image's index in the batch. None items (images that could not be decoded during
+        evaluation) are left out; a batch of only those is empty (B = 0, H = W = 0).
 
         Items of different sizes (e.g. rect batches split across ranks) are padded at the bottom/right to
         the largest, and their normalised targets rescaled to the padded size.
         """
-        images, labels, paths, shapes = zip(*batch)
+        items = [item for item in batch if item is not None]
+        if not items:
+            return torch.zeros((0, 3, 0, 0), dtype=torch.uint8), torch.zeros((0, 6)), [], []
+        images, labels, paths, shapes = zip(*items)
         height = max(im.shape[1] for im in images)
         width = max(im.shape[2] for im in images)
         targets = []

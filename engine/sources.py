@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dataio.image_io import ImageReadError, read_image
 from dataio.sources import is_glob
 from utils.logging import LOGGER
 
@@ -141,9 +142,10 @@ class Source:
             if is_stream(item) or suffix in VIDEO_SUFFIXES:
                 yield from self._video_frames(item, index)
             else:
-                image = cv2.imread(item)
-                if image is None:
-                    self._fail(item, "cannot be read as an image (corrupt or not an image)")
+                try:  # the decoder training and val.py use (EXIF, 16-bit and alpha handled alike)
+                    image = read_image(item)
+                except ImageReadError:
+                    self._fail(item, "cannot be read as an image (corrupt, removed, or not an image)")
                     continue
                 yield Frame(item, image, "image", index, len(self.items))
 

@@ -167,10 +167,12 @@ def _coco_evaluation(
 ) -> dict[str, Any] | None:
     """Write COCO annotations (converted from the YOLO labels) and results; score them with pycocotools."""
     ids = {path: i for i, path in enumerate(dataset.image_files)}  # integer ids: file stems may mix types
+    scored = {path for path, _ in collected}  # an image that failed to decode mid-run is left out of both sides
     annotations = yolo_labels_to_coco(
         [
             (ids[p], int(w), int(h), labels)
             for p, (w, h), labels in zip(dataset.image_files, dataset.shapes, dataset.labels)
+            if p in scored
         ],
         names,
     )

@@ -144,6 +144,8 @@ def validate(
         bar_format="{l_bar}{bar:10}{r_bar}",
     )
     for batch_index, (images, targets, paths, shapes) in enumerate(progress):
+        if not paths:  # every image of the batch failed to decode mid-run (the dataset warned and left them out)
+            continue
         start = time.perf_counter()
         images = images.to(device, non_blocking=True).to(input_dtype) / 255
         targets = targets.to(device)
