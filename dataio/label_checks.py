@@ -1,6 +1,7 @@
 """Checking YOLO label files (`cls x_center y_center width height` per row, coordinates normalised to [0, 1]).
 
 Rules (each problem is reported with the file, and the row number where it applies):
+- UTF-8 text, a leading byte-order mark ignored; blank lines ignored; any whitespace separates columns;
 - missing or empty label file: the image is a background image (counted, not a problem);
 - unparseable number, wrong column count, non-integer or negative class, class >= nc, non-finite value, or
   x/y/w/h outside [0, 1] (coordinates not normalised): the whole file is wrong, so the image is skipped;
@@ -51,7 +52,7 @@ def check_label_file(path: str | Path, nc: int | None = None) -> LabelCheck:
     path = Path(path)
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark (Windows editors) is not data
     except FileNotFoundError:
         return LabelCheck(_empty(), False, [], "missing")
     except (OSError, UnicodeDecodeError) as e:
