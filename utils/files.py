@@ -30,9 +30,23 @@ def newest_weights(runs_dir: str | Path = "runs", pattern: str = "train/*/weight
 
 
 def load_yaml(path: str | Path, error: type[Exception] = ValueError) -> Any:
-    """`yaml.safe_load` a file (nothing in it is evaluated); invalid YAML raises `error` naming the file and line."""
+    """`yaml.safe_load` a file (nothing in it is evaluated); invalid YAML raises `error` naming the file and line,
+    in one line. A tag that would build a Python object (`!!python/object/apply:os.system`) is invalid YAML here."""
     try:
         with open(path, encoding="utf-8") as f:
             return yaml.safe_load(f)
     except yaml.YAMLError as e:
-        raise error(f"{path}: invalid YAML: {e}") from None
+        raise error(f"{path}: invalid YAML: {_yaml_problem(e)}") from None
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's several-line message as one line: `line L, column C: <context>, <problem>`."""
+    if not isinstance(error, yaml.MarkedYAMLError) or not error.problem:
+        return " ".join(str(error).split())
+    mark = error.problem_mark or error.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    problem = " ".join(error.problem.split())
+    if isinstance(error, yaml.constructor.ConstructorError) and "python/" in problem:
+        problem += " (tags that build Python objects are refused: nothing in a YAML file is run)"
+    context = f"{' '.join(error.context.split())}, " if error.context else ""
+    return where + context + problem
