@@ -22,6 +22,7 @@ import torch.nn as nn
 
 from engine.metadata import ModelMetadata
 from models.checkpoint_model import model_from_checkpoint
+from utils.checkpoint import CheckpointError
 
 DEFAULT_IMGSZ = 640  # for models that carry no size of their own (a DetectionModel built in memory)
 
@@ -154,7 +155,11 @@ class TorchScriptBackend(Backend):
         extra = {"metadata.json": ""}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch 2.14 flags TorchScript as deprecated
-            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+            try:  # TorchScript's own unpickler: it builds torch types only, never calls a Python function
+                module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+            except RuntimeError as e:  # a foreign or damaged file: one line, not torch's paragraph
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise CheckpointError(f"{path}: not a TorchScript model ({reason})") from None
         metadata = ModelMetadata.from_json(extra["metadata.json"] or "{}", str(path))
         super().__init__(path, metadata, device, metadata.half)
         self.model = module.eval()
