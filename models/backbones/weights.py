@@ -11,6 +11,7 @@ error that names the file. Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections import Counter
 from collections.abc import Collection, Mapping
@@ -88,8 +89,13 @@ def under_prefix(state_dict: StateDict, own_keys: Collection[str], prefix: str) 
 def _load_torch(source: str) -> Any:
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling refused, truncated file, not a torch file...
-        raise BackboneWeightsError(f"{source}: cannot read as a weights-only torch checkpoint: {e}") from None
+    except pickle.UnpicklingError:  # torch's paragraph ends by suggesting weights_only=False: never passed on
+        raise BackboneWeightsError(
+            f"{source}: refused: it holds Python objects, not only tensors and plain data (loading it could run code)"
+        ) from None
+    except Exception as e:  # truncated file, not a torch file...
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BackboneWeightsError(f"{source}: cannot read as a weights-only torch checkpoint: {reason}") from None
 
 
 def _load_safetensors(source: str) -> dict[str, torch.Tensor]:
