@@ -5,7 +5,8 @@ python tags (`!!python/object/apply:os.system`) are handed to train.py (--weight
 --cfg, --data, --hyp), val.py (--weights, --data), detect.py and export.py (--weights) and models/yolo.py
 (--cfg). Each must: run nothing (the marker file the payload would create never appears), stop with exit
 status 2 and one `error:` line naming the file, and write nothing outside the run directory. Class names that
-are paths (`../../x`, absolute paths) must not make any file land outside the run directory either.
+are paths (`../../x`, absolute paths) in a data YAML must not make train.py or val.py write outside their run
+directories either (detect.py --save-crop with such names in a checkpoint: tests/test_fault_hostile_names.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from models import yolo as yolo_script
 from tests.engine_helpers import make_checkpoint
 from tests.helpers import STILL_HYP
 from tests.synthetic_data import make_synthetic_dataset
-from utils.checkpoint import load_checkpoint, write_checkpoint_file
 
 MARKER_NAME = "PAYLOAD_RAN"
 
@@ -136,8 +136,8 @@ TRAVERSAL_NAMES = ["../../../escaped_rel", "{outside}/escaped_abs", "..", "a/../
 
 
 @pytest.fixture
-def traversal_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[int, str]]:
-    """(work folder with data/data.yaml whose class names are paths, a folder outside it, the names)."""
+def traversal_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(work folder with data/data.yaml whose class names are paths, a folder outside it that one names)."""
     work = tmp_path_factory.mktemp("traversal")
     outside = tmp_path_factory.mktemp("outside")
     names = {i: name.format(outside=outside) for i, name in enumerate(TRAVERSAL_NAMES)}
@@ -145,7 +145,7 @@ def traversal_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     config = yaml.safe_load(data.read_text())
     config["names"] = names
     data.write_text(yaml.safe_dump(config))
-    return work, outside, names
+    return work, outside
 
 
 def _assert_written_only_under(work: Path, before: set[Path], run_dirs: list[Path], outside: Path) -> None:
@@ -156,11 +156,11 @@ def _assert_written_only_under(work: Path, before: set[Path], run_dirs: list[Pat
 
 
 def test_class_names_that_are_paths_in_train_and_val(
-    traversal_data: tuple[Path, Path, dict[int, str]], monkeypatch: pytest.MonkeyPatch
+    traversal_data: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Names from the data YAML: train.py (with plots) and val.py (--save-txt --save-json --plots) write every
     file under their run directory (label caches beside the labels are the data's own)."""
-    work, outside, _ = traversal_data
+    work, outside = traversal_data
     data = work / "data" / "data.yaml"
     hyp = work / "still.yaml"
     hyp.write_text(yaml.safe_dump(STILL_HYP))
@@ -174,21 +174,3 @@ def test_class_names_that_are_paths_in_train_and_val(
     assert val_script.main([*val_argv, "--project", str(work / "runs" / "v")]) == 0
     assert (work / "runs" / "v" / "exp" / "confusion_matrix.png").is_file()  # the names were drawn
     _assert_written_only_under(work, before, [work / "runs" / "t" / "exp", work / "runs" / "v" / "exp"], outside)
-
-
-def test_class_names_that_are_paths_in_detect_crops(
-    traversal_data: tuple[Path, Path, dict[int, str]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Names from a checkpoint: detect.py --save-crop writes one folder per class name, inside crops/."""
-    work, outside, names = traversal_data
-    weights = make_checkpoint(work / "confident.pt", cfg="yolov5n.yaml", nc=len(names))  # finds boxes: crops
-    checkpoint = load_checkpoint(weights)
-    checkpoint["names"] = names
-    write_checkpoint_file(weights, checkpoint)
-    before = _files_under(work)
-    monkeypatch.chdir(work / "data")
-    argv = ["--weights", str(weights), "--source", str(work / "data" / "images" / "val"), "--imgsz", "64"]
-    argv += ["--save-crop", "--save-txt", "--conf-thres", "0.01", "--project", str(work / "runs" / "d")]
-    assert detect_script.main(argv) == 0
-    _assert_written_only_under(work, before, [work / "runs" / "d" / "exp"], outside)
-    assert list((work / "runs" / "d" / "exp" / "crops").rglob("*.jpg")), "no crop written: the test proves nothing"
