@@ -106,9 +106,9 @@ def verify_image(path: str | Path) -> tuple[tuple[int, int] | None, str | None]:
 def _is_truncated_jpeg(data: np.ndarray) -> bool:
     """A JPEG whose last scan is not followed by an end-of-image marker. Entropy-coded data never holds the
     marker bytes (0xFF is stuffed), so data after a complete image (camera trailers) is still accepted."""
-    raw = data.tobytes()
-    if not raw.startswith(_JPEG_START):
+    if data[:2].tobytes() != _JPEG_START:
         return False
+    raw = data.tobytes()
     return raw.rfind(_JPEG_END) < raw.rfind(_JPEG_START_OF_SCAN)
 
 
