@@ -47,13 +47,23 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of hostile files (and tiny good data and weights, so that only the hostile file can fail)."""
     root = tmp_path_factory.mktemp("hostile")
     marker = root / MARKER_NAME
+    # The payloads are live: loaded unsafely, they do create their marker (here a throw-away one).
+    probe = root / "probe_marker"
+    pickle.loads(pickle.dumps(_Payload(probe)))
+    yaml.unsafe_load(f"x: !!python/object/apply:os.system ['touch {probe}.yaml']")
+    assert probe.exists() and Path(f"{probe}.yaml").exists()
+    probe.unlink()
+    Path(f"{probe}.yaml").unlink()
     payload = _Payload(marker)
     torch.save({"format": 1, "model": payload, "names": {0: "a"}, "epoch": 0}, root / "evil.pt")
     (root / "evil_plain_pickle.pt").write_bytes(pickle.dumps({"model": payload}))
+    torch.save({"model": payload}, root / "evil_legacy.pt", _use_new_zipfile_serialization=False)
     torch.save({"model": payload}, root / "evil.torchscript")
     torch.save({"state_dict": payload}, root / "evil_backbone.pth")
     tag = f"!!python/object/apply:os.system ['touch {marker}']"
     (root / "evil_cfg.yaml").write_text(f"nc: 2\ndepth_multiple: {tag}\nbackbone: []\nhead: []\n")
+    new_tag = f"!!python/object/new:os.system ['touch {marker}']"
+    (root / "evil_cfg_new.yaml").write_text(f"nc: 2\nbackbone:\n  - [-1, 1, Conv, {new_tag}]\nhead: []\n")
     data = make_synthetic_dataset(root / "data", n_train=2, n_val=2, imgsz=64, nc=2)
     good = yaml.safe_load(data.read_text())
     (root / "evil_data.yaml").write_text(f"path: {good['path']}\ntrain: images/train\nval: images/val\nnames: {tag}\n")
@@ -101,6 +111,14 @@ CASES = {
     ),
     "export --weights": ((export_script.main, ["--weights", "{h}/evil.pt", "--include", "onnx"]), "evil.pt"),
     "models/yolo.py --cfg": ((yolo_script.main, ["--cfg", "{h}/evil_cfg.yaml"]), "evil_cfg.yaml"),
+    "models/yolo.py --cfg (object/new in a row)": (
+        (yolo_script.main, ["--cfg", "{h}/evil_cfg_new.yaml"]),
+        "evil_cfg_new.yaml",
+    ),
+    "val --weights (legacy torch format)": (
+        (val_script.main, ["--weights", "{h}/evil_legacy.pt", "--data", "{data}", "--project", "runs"]),
+        "evil_legacy.pt",
+    ),
 }
 
 
