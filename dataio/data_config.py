@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dataio.sources import DatasetSourceError, is_glob, list_images
+from utils.errors import UserError
 from utils.files import load_yaml
 from utils.values import is_int
 
@@ -27,8 +28,12 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SPLITS = ("train", "val", "test")
 
 
-class DataConfigError(ValueError):
+class DataConfigError(UserError, ValueError):
     """A data YAML that cannot be used; the message names the file and the key."""
+
+
+class DataConfigNotFoundError(DataConfigError, FileNotFoundError):
+    """No data YAML by that path or name."""
 
 
 @dataclass
@@ -77,7 +82,7 @@ def find_data_file(name: str | Path) -> Path:
     names = sorted(p.name for p in available_data_configs())
     close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.4)
     hint = f" Did you mean: {', '.join(close)}?" if close else f" Available under {DATA_DIR}: {', '.join(names)}"
-    raise FileNotFoundError(f"data config '{name}' not found as a path or under {DATA_DIR}.{hint}")
+    raise DataConfigNotFoundError(f"data config '{name}' not found as a path or under {DATA_DIR}.{hint}")
 
 
 def load_data_config(data: str | Path | dict[str, Any], check_images: bool = True) -> DataConfig:

@@ -29,6 +29,7 @@ from dataio.label_checks import Problem
 from dataio.rect import aspect_order, rect_batch_shapes
 from dataio.scan import load_or_scan
 from dataio.sources import DatasetSourceError, SplitSource, list_images
+from utils.errors import OptionError
 from utils.letterbox import PAD_COLOR, letterbox
 from utils.logging import LOGGER
 
@@ -80,7 +81,7 @@ class YoloDataset(Dataset):
         prefix: str = "",
     ) -> None:
         if imgsz % stride:
-            raise ValueError(f"imgsz={imgsz} must be a multiple of stride={stride}")
+            raise OptionError(f"--imgsz {imgsz} must be a multiple of stride={stride}")
         self.imgsz, self.stride, self.augment, self.rect = int(imgsz), int(stride), augment, rect
         self.batch_size, self.pad, self.seed, self.prefix = batch_size, pad, int(seed), prefix
         self.hyp = AugmentationHyp.read(hyp)

@@ -12,12 +12,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from dataio.image_io import IMAGE_SUFFIXES
+from utils.errors import UserError
 
 SplitSource = str | Path | Sequence[str | Path]  # a runtime alias: Python >= 3.10
 _GLOB_CHARS = set("*?[")
 
 
-class DatasetSourceError(FileNotFoundError):
+class DatasetSourceError(UserError, FileNotFoundError):
     """A split source that does not exist or holds no images; the message names it."""
 
 

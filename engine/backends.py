@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from engine.metadata import ModelMetadata
+from engine.metadata import ModelFileError, ModelMetadata
 from models.checkpoint_model import model_from_checkpoint
-from utils.checkpoint import CheckpointError
+from utils.errors import OptionError
 
 DEFAULT_IMGSZ = 640  # for models that carry no size of their own (a DetectionModel built in memory)
 
@@ -39,7 +39,7 @@ class Backend(ABC):
         self.fp16 = fp16
         self.train_args: dict[str, Any] = {}  # options of the training run, where the file keeps them (.pt)
         if fp16 and device.type != "cuda":
-            raise ValueError(f"{path}: half-precision (fp16) models run on CUDA only; this device is {device}")
+            raise OptionError(f"{path}: half-precision (fp16) models run on CUDA only; this device is {device}")
 
     @property
     def names(self) -> dict[int, str]:
@@ -89,7 +89,7 @@ class Backend(ABC):
             raise ValueError(f"{self.path}: expected images of shape (batch, 3, h, w), got {tuple(images.shape)}")
         size = list(images.shape[2:])
         if not self.dynamic and self.imgsz is not None and size != list(self.imgsz):
-            raise ValueError(
+            raise OptionError(
                 f"{self.path} was exported with a fixed input size {self.imgsz[0]}x{self.imgsz[1]}; got "
                 f"{size[0]}x{size[1]}. Use --imgsz {self.imgsz[0]} or re-export with --dynamic"
             )
@@ -159,7 +159,7 @@ class TorchScriptBackend(Backend):
                 module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
             except RuntimeError as e:  # a foreign or damaged file: one line, not torch's paragraph
                 reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise CheckpointError(f"{path}: not a TorchScript model ({reason})") from None
+                raise ModelFileError(f"{path}: not a TorchScript model ({reason})") from None
         metadata = ModelMetadata.from_json(extra["metadata.json"] or "{}", str(path))
         super().__init__(path, metadata, device, metadata.half)
         self.model = module.eval()
@@ -185,7 +185,7 @@ class OnnxBackend(Backend):
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for unreadable files
-            raise ValueError(f"{path}: onnxruntime cannot load it ({type(e).__name__}: {e})") from None
+            raise ModelFileError(f"{path}: onnxruntime cannot load it ({type(e).__name__}: {e})") from None
         metadata = ModelMetadata.from_strings(self.session.get_modelmeta().custom_metadata_map, str(path))
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
@@ -211,7 +211,9 @@ class OpenVINOBackend(Backend):
 
         xml = path if path.suffix == ".xml" else next(iter(sorted(path.glob("*.xml"))), None)
         if xml is None or not (xml.parent / "metadata.json").is_file():
-            raise ValueError(f"{path}: expected an OpenVINO .xml with metadata.json beside it (written by export.py)")
+            raise ModelFileError(
+                f"{path}: expected an OpenVINO .xml with metadata.json beside it (written by export.py)"
+            )
         metadata = ModelMetadata.from_json((xml.parent / "metadata.json").read_text(), str(xml))
         super().__init__(xml, metadata, torch.device("cpu"), fp16=False)
         self.compiled = ov.Core().compile_model(str(xml), "CPU")

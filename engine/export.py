@@ -45,6 +45,7 @@ from engine.weights import resolve_weights
 from models.checkpoint_model import model_from_checkpoint
 from utils.checkpoint import CheckpointError, export_kind
 from utils.compare import relative_max_difference
+from utils.errors import OptionError
 from utils.logging import LOGGER
 from utils.torch_utils import select_device
 
@@ -73,12 +74,12 @@ class ExportResult:
 
 
 def selected_formats(include: Sequence[str]) -> list[ModelFormat]:
-    """The table's entries for --include (any case); ValueError naming the choices for an unknown one."""
+    """The table's entries for --include (any case); OptionError naming the choices for an unknown one."""
     choices = export_format_names()
     unknown = [f for f in include if f.lower() not in choices]
     if unknown or not include:
         shown = " ".join(include)
-        raise ValueError(f"--include {shown}: unknown format(s) {unknown}; choose from {', '.join(choices)}")
+        raise OptionError(f"--include {shown}: unknown format(s) {unknown}; choose from {', '.join(choices)}")
     return [FORMATS.get(f.lower()) for f in include]
 
 
@@ -124,10 +125,10 @@ def export(
     """
     formats = selected_formats(include)
     if batch < 1:
-        raise ValueError(f"--batch must be >= 1, got {batch}")
+        raise OptionError(f"--batch must be >= 1, got {batch}")
     selected = select_device(device)
     if half and selected.type != "cuda":
-        raise ValueError(f"--half exports fp16 models and needs a CUDA device (e.g. --device 0); got {selected}")
+        raise OptionError(f"--half exports fp16 models and needs a CUDA device (e.g. --device 0); got {selected}")
     weights = resolve_weights(weights, runs_dir)
     reference, model = _load_models(weights, selected, half)
     stride = int(max(float(s) for s in model.stride))

@@ -22,15 +22,21 @@ from engine.exporters.job import ExportJob
 from engine.exporters.onnx import check_onnx_options, export_onnx, fp16_unverifiable
 from engine.exporters.openvino import export_openvino
 from engine.exporters.torchscript import export_torchscript
+from engine.metadata import ModelFileError
 from models.registry import Registry
+from utils.errors import OptionError, UserError
 from utils.torch_utils import select_device
 
 Exporter = Callable[[ExportJob, Path], Path]  # (job, path to write) -> what was written
 
 
-class MissingPackageError(ImportError, ValueError):
-    """A format needs a package that is not installed. An ImportError to Python code; a ValueError too, so the
-    scripts report it as bad input: one `error:` line naming the pip package."""
+class WeightsNotFoundError(ModelFileError, FileNotFoundError):
+    """--weights names a file that does not exist."""
+
+
+class MissingPackageError(UserError, ImportError, ValueError):
+    """A format needs a package that is not installed: one `error:` line naming the pip package from a script,
+    an ImportError (and, for older callers, a ValueError) to Python code."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,7 @@ def export_format_names() -> list[str]:
 
 
 def weights_format(path: str | Path) -> ModelFormat:
-    """The format `path`'s name says it is in; ValueError naming the supported names for anything else."""
+    """The format `path`'s name says it is in; ModelFileError naming the supported names for anything else."""
     path = Path(path)
     matches = {}  # the longest suffix wins: `best_int8.onnx` is an int8 ONNX format's before it is ONNX's
     for name in FORMATS:
@@ -101,7 +107,7 @@ def weights_format(path: str | Path) -> ModelFormat:
     if matches:
         return matches[max(matches, key=len)]
     supported = ", ".join(FORMATS.get(name).spelled for name in FORMATS)
-    raise ValueError(f"{path}: unknown weights format '{path.suffix}'; supported: {supported}")
+    raise ModelFileError(f"{path}: unknown weights format '{path.suffix}'; supported: {supported}")
 
 
 def require_packages(packages: tuple[Package, ...], purpose: str) -> None:
@@ -120,10 +126,10 @@ def load_backend(weights: str | Path, device: str | torch.device | None = "", ha
     path = Path(weights)
     entry = weights_format(path)
     if not path.exists():
-        raise FileNotFoundError(f"weights not found: {path}")
+        raise WeightsNotFoundError(f"weights not found: {path}")
     device = device if isinstance(device, torch.device) else select_device(device)
     if half and device.type != "cuda":
-        raise ValueError(f"--half needs a CUDA device (e.g. --device 0); the device here is {device}")
+        raise OptionError(f"--half needs a CUDA device (e.g. --device 0); the device here is {device}")
     require_packages(entry.run_packages, f"{path}: running {entry.name} models")
     return entry.backend.load(path, device, half)
 

@@ -15,6 +15,7 @@ import torch.nn as nn
 from dataio.augmentation_hyp import AugmentationHyp
 from engine.optim import OptimizerHyp
 from losses import LOSSES, LossHyp, loss_class
+from utils.errors import UserError
 from utils.files import load_yaml
 from utils.logging import LOGGER
 from utils.sections import check_keys, check_value, read_section, section_keys, unknown_key
@@ -29,7 +30,7 @@ IGNORED_KEYS = {
 }
 
 
-class HyperparameterError(ValueError):
+class HyperparameterError(UserError, ValueError):
     """A hyperparameter file that cannot be used: missing, not a mapping, an unknown key or a mistyped value."""
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from utils.errors import OptionError
 from utils.logging import LOGGER
 
 
@@ -15,7 +16,7 @@ def check_imgsz(imgsz: int | Sequence[int], stride: int) -> tuple[int, int]:
     if len(sizes) == 1:
         sizes *= 2
     if len(sizes) != 2 or min(sizes) < 1:
-        raise ValueError(f"--imgsz takes one size or 'h w', got {imgsz}")
+        raise OptionError(f"--imgsz takes one size or 'h w', got {imgsz}")
     rounded = [-(-s // stride) * stride for s in sizes]
     if rounded != sizes:
         LOGGER.warning(f"--imgsz {sizes} must be a multiple of the max stride {stride}; using {rounded}")

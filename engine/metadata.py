@@ -14,8 +14,14 @@ from typing import Any
 import torch.nn as nn
 
 from models.heads.base import head_family
+from utils.errors import UserError
 
 METADATA_FORMAT = "yolo-export/1"
+
+
+class ModelFileError(UserError, ValueError):
+    """A weights or exported-model file that cannot be used (unknown format, missing or unreadable metadata);
+    the message names the file."""
 
 
 @dataclass
@@ -78,23 +84,23 @@ class ModelMetadata:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "<metadata>") -> ModelMetadata:
-        """Rebuild from a dict; missing required keys raise ValueError naming `source`."""
+        """Rebuild from a dict; missing required keys raise ModelFileError naming `source`."""
         known = {f.name for f in fields(cls)}
         missing = [k for k in ("names", "stride", "head") if k not in values]
         if missing:
-            raise ValueError(f"{source}: exported model lacks metadata {missing}; re-export it with export.py")
+            raise ModelFileError(f"{source}: exported model lacks metadata {missing}; re-export it with export.py")
         if values.get("format", METADATA_FORMAT) != METADATA_FORMAT:
-            raise ValueError(f"{source}: metadata format {values['format']!r}, expected {METADATA_FORMAT}")
+            raise ModelFileError(f"{source}: metadata format {values['format']!r}, expected {METADATA_FORMAT}")
         try:
             head_family(values["head"])
         except ValueError as e:
-            raise ValueError(f"{source}: {e}") from None
+            raise ModelFileError(f"{source}: {e}") from None
         values = {k: v for k, v in values.items() if k in known}
         values["names"] = {int(k): str(v) for k, v in values["names"].items()}  # JSON keys are strings
         data = values.get("data")
         if data is not None:
             if not isinstance(data, dict) or not isinstance(data.get("names"), dict) or not data.get("name"):
-                raise ValueError(f"{source}: metadata 'data' must hold the training data's name and names")
+                raise ModelFileError(f"{source}: metadata 'data' must hold the training data's name and names")
             values["data"] = {**data, "names": {int(k): str(v) for k, v in data["names"].items()}}
         return cls(**values)
 
@@ -103,7 +109,7 @@ class ModelMetadata:
         try:
             values = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{source}: unreadable metadata ({e})") from None
+            raise ModelFileError(f"{source}: unreadable metadata ({e})") from None
         return cls.from_dict(values, source)
 
     @classmethod
@@ -111,7 +117,7 @@ class ModelMetadata:
         try:
             decoded = {k: json.loads(v) for k, v in values.items() if k in {f.name for f in fields(cls)}}
         except json.JSONDecodeError as e:
-            raise ValueError(f"{source}: unreadable metadata ({e})") from None
+            raise ModelFileError(f"{source}: unreadable metadata ({e})") from None
         return cls.from_dict(decoded, source)
 
 

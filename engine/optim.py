@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from utils.errors import OptionError
+
 OPTIMIZERS = ("SGD", "Adam", "AdamW")
 
 
@@ -52,7 +54,7 @@ def build_optimizer(
     elif name == "AdamW":
         optimizer = torch.optim.AdamW(norm_weights, lr=lr, betas=(momentum, 0.999), weight_decay=0.0)
     else:
-        raise ValueError(f"--optimizer {name!r} is not one of {', '.join(OPTIMIZERS)}")
+        raise OptionError(f"--optimizer {name!r} is not one of {', '.join(OPTIMIZERS)}")
     optimizer.add_param_group({"params": weights, "weight_decay": weight_decay})
     optimizer.add_param_group({"params": biases, "weight_decay": 0.0})
     return optimizer

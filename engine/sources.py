@@ -16,6 +16,7 @@ import numpy as np
 
 from dataio.image_io import ImageReadError, read_image
 from dataio.sources import is_glob
+from utils.errors import UserError
 from utils.logging import LOGGER
 
 IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm"}
@@ -23,7 +24,7 @@ VIDEO_SUFFIXES = {".asf", ".avi", ".gif", ".m4v", ".mkv", ".mov", ".mp4", ".mpeg
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "tcp://", "udp://")
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """A source that cannot be opened at all (missing path, nothing usable in it, unopenable stream)."""
 
 

@@ -16,11 +16,12 @@ from engine.hyperparameters import Hyperparameters
 from engine.train_options import TrainOptions
 from models.detection_model import DetectionModel
 from utils.checkpoint import CheckpointError, load_checkpoint
+from utils.errors import UserError
 from utils.files import newest_weights
 from utils.logging import LOGGER
 
 
-class TrainingError(ValueError):
+class TrainingError(UserError, ValueError):
     """A training run that cannot start or continue (bad options, nothing to resume, ...)."""
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from dataio.data_config import DataConfig, load_data_config
+from dataio.data_config import DataConfig, DataConfigNotFoundError, load_data_config
 from dataio.dataset import YoloDataset
 from dataio.loader import build_dataloader
 from engine.backends import Backend
@@ -25,6 +25,7 @@ from utils.coco import (
     save_json,
     yolo_labels_to_coco,
 )
+from utils.errors import OptionError
 from utils.files import increment_path
 from utils.logging import LOGGER
 
@@ -37,12 +38,12 @@ def _validation_input(backend: Backend, requested: int, rect: bool, augment: boo
         return requested, rect
     height, width = backend.imgsz
     if height != width:
-        raise ValueError(
+        raise OptionError(
             f"{backend.path} was exported at a fixed {height}x{width}; val.py letterboxes into a square: "
             f"re-export it with one --imgsz or with --dynamic"
         )
     if augment:
-        raise ValueError(
+        raise OptionError(
             f"--augment runs the model at several sizes; {backend.path} takes only {height}x{width} "
             f"(use the .pt or an export made with --dynamic)"
         )
@@ -66,8 +67,8 @@ def _validation_data(options: ValOptions, backend: Backend, weights: Path) -> tu
         LOGGER.info(f"Validating on {trained['name']}, the data {weights} was trained on (--data to change)")
         try:
             data = load_data_config(trained["name"])
-        except FileNotFoundError as e:
-            raise FileNotFoundError(f"{e} ({weights} was trained on it); pass --data") from None
+        except DataConfigNotFoundError as e:
+            raise DataConfigNotFoundError(f"{e} ({weights} was trained on it); pass --data") from None
     else:
         LOGGER.warning(f"{weights} does not record the data it was trained on; validating on {DEFAULT_DATA}")
         data = load_data_config(DEFAULT_DATA)
@@ -77,17 +78,17 @@ def _validation_data(options: ValOptions, backend: Backend, weights: Path) -> tu
 
 
 def _check_classes_match(weights: Path, model_names: dict[int, str], data: DataConfig) -> None:
-    """A ValueError naming both sides when the model's classes are not the data's (count or names)."""
+    """An OptionError naming both sides when the model's classes are not the data's (count or names)."""
     where = data.file or "the data config"
     if len(model_names) != data.nc:
-        raise ValueError(
+        raise OptionError(
             f"{weights} has {_classes(model_names)} but {where} has {_classes(data.names)}: "
             f"pass --data with the data the model was trained on, or --single-cls"
         )
     differing = [i for i in sorted(data.names) if model_names.get(i) != data.names[i]]
     if differing:
         i = differing[0]
-        raise ValueError(
+        raise OptionError(
             f"{weights} and {where} name their classes differently ({len(differing)} of {data.nc}; class {i} is "
             f"{model_names.get(i)!r} in the model, {data.names[i]!r} in the data): pass --data with the data the "
             f"model was trained on"
@@ -103,7 +104,7 @@ def _classes(names: dict[int, str], shown: int = 5) -> str:
 def run_val(options: ValOptions) -> ValidationResult:
     """Validate weights on a data split; returns the metrics (and writes plots, txt and JSON as asked)."""
     if options.task not in TASKS:
-        raise ValueError(f"--task {options.task!r}: use one of {', '.join(TASKS)}")
+        raise OptionError(f"--task {options.task!r}: use one of {', '.join(TASKS)}")
     weights = resolve_weights(options.weights, options.runs_dir)
     backend = load_backend(weights, options.device, options.half)
     data, single_cls = _validation_data(options, backend, weights)
@@ -115,7 +116,7 @@ def run_val(options: ValOptions) -> ValidationResult:
     imgsz, rect = _validation_input(backend, int(requested_imgsz), options.rect, options.augment)
     stride = int(backend.stride)
     if imgsz % stride:
-        raise ValueError(f"--imgsz {imgsz} must be a multiple of the model stride {stride}")
+        raise OptionError(f"--imgsz {imgsz} must be a multiple of the model stride {stride}")
     batch = options.batch_size if backend.dynamic or backend.metadata.batch in (None, 0) else backend.metadata.batch
     dataset = validation_dataset(
         split,

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from dataio.data_config import DataConfigError
 from engine.predict import Detections
 from models.detection_model import DetectionModel
 from utils.boxes import xywh_to_xyxy
@@ -80,7 +81,7 @@ def check_label_classes(dataloader: Any, nc: int) -> None:
     top = max((int(image_labels[:, 0].max()) for image_labels in labels if len(image_labels)), default=-1)
     if top >= nc:
         source = getattr(dataloader.dataset, "prefix", "") or "the dataset"
-        raise ValueError(
+        raise DataConfigError(
             f"{source.strip(': ')} has labels with class id {top}, but the model has nc={nc} classes "
             f"(ids 0..{nc - 1}); use weights trained on this data or --single-cls"
         )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from utils.errors import UserError
 from utils.files import newest_weights
 from utils.logging import LOGGER
 
 TRAIN_HINT = "python train.py --cfg yolov5s_mobileone.yaml"
 
 
-class NoWeightsError(FileNotFoundError):
+class NoWeightsError(UserError, FileNotFoundError):
     """No --weights given and no trained model to fall back on."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from models.layer_spec import Scaling
+from utils.errors import UserError
 from utils.files import load_yaml
 from utils.logging import LOGGER
 from utils.values import is_int, is_number
@@ -24,7 +25,7 @@ CFG_DIR = Path(__file__).resolve().parent.parent / "cfg"
 _SCALED_NAME = re.compile(r"^(?P<base>.*?\d+)(?P<scale>[nslmx])(?P<rest>(?:[_-].*)?)$")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A model config that cannot be built; the message names the file and, where it applies, the layer."""
 
 

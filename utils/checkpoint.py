@@ -19,12 +19,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from utils.errors import UserError
 from utils.torch_utils import unwrap_model
 
 CHECKPOINT_FORMAT = "yolo-checkpoint/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A file that is not a readable checkpoint of this project."""
 
 

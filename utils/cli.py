@@ -1,14 +1,16 @@
 """What the command-line scripts share: a user's mistake (a missing file, a bad value or config) ends the run
-with one `error: ...` line on stderr and exit status 2 instead of a traceback."""
+with one `error: ...` line on stderr and exit status 2 instead of a traceback. Only the project's `UserError`
+is caught: a plain ValueError or OSError is a bug or an unexpected failure and keeps its traceback."""
 
 from __future__ import annotations
 
 import sys
 
-# Every error the library raises for bad input derives from one of these: ConfigError, DataConfigError,
-# CheckpointError, SourceError and BackboneWeightsError are ValueErrors; NoWeightsError and DatasetSourceError
-# are FileNotFoundErrors.
-USER_ERRORS: tuple[type[Exception], ...] = (FileNotFoundError, ValueError)
+from utils.errors import UserError
+
+# Every error the library raises for bad input derives from UserError (utils/errors.py); many also keep a
+# ValueError or FileNotFoundError base for callers that catch those.
+USER_ERRORS: tuple[type[Exception], ...] = (UserError,)
 USER_ERROR_STATUS = 2
 
 

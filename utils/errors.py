@@ -14,3 +14,12 @@ class UserError(Exception):
 class StorageError(UserError, OSError):
     """Writing a run's files failed for a reason outside the program (disk full, read-only storage, no
     permission); the message names the path and the cause."""
+
+
+class OptionError(UserError, ValueError):
+    """A command-line option (or the same argument of the Python API) with a value the run cannot use; the
+    message starts with the flag, e.g. `--epochs 0: must be >= 1`."""
+
+
+class UnsafePathError(UserError, ValueError):
+    """A file name built from data (a class name, a source file's name) that would leave the run directory."""

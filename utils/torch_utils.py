@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from utils.distributed import local_rank
+from utils.errors import OptionError
 
 _CUDA_SPEC = re.compile(r"^(?:cuda:?)?(\d+(?:,\d+)*)$")
 
@@ -31,22 +32,22 @@ def select_device(spec: str | int | torch.device | None = "") -> torch.device:
         return torch.device("cpu")
     if text == "mps":
         if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise ValueError("--device mps requested but MPS is not available on this machine")
+            raise OptionError("--device mps requested but MPS is not available on this machine")
         return torch.device("mps")
     if text == "cuda":
         text = "0"
     match = _CUDA_SPEC.match(text)
     if match is None:
-        raise ValueError(f"invalid --device '{spec}': use cpu, mps, a CUDA index (0), a list (0,1) or cuda:0")
+        raise OptionError(f"invalid --device '{spec}': use cpu, mps, a CUDA index (0), a list (0,1) or cuda:0")
     indices = [int(i) for i in match.group(1).split(",")]
     if not torch.cuda.is_available():
-        raise ValueError(
+        raise OptionError(
             f"--device {spec} requested but CUDA is not available here (torch {torch.__version__}); use --device cpu"
         )
     count = torch.cuda.device_count()
     missing = [i for i in indices if i >= count]
     if missing:
-        raise ValueError(f"--device {spec}: CUDA device(s) {missing} not found; {count} visible")
+        raise OptionError(f"--device {spec}: CUDA device(s) {missing} not found; {count} visible")
     local = local_rank()
     return torch.device(f"cuda:{indices[local] if 0 <= local < len(indices) else indices[0]}")
 

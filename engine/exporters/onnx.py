@@ -16,6 +16,7 @@ import torch
 from torch.onnx import _constants  # private, but the only place torch states its highest opset
 
 from engine.exporters.job import DEFAULT_OPSET, ExportJob
+from utils.errors import OptionError
 from utils.logging import LOGGER
 from utils.native_output import native_output_kept_on_success
 
@@ -32,11 +33,11 @@ def max_opset() -> int:
 
 
 def check_opset(opset: int) -> int:
-    """`opset` if this torch can write it and our layers export at it; otherwise a one-line ValueError naming
+    """`opset` if this torch can write it and our layers export at it; otherwise a one-line OptionError naming
     --opset and the range accepted (torch would print its whole IR graph before failing)."""
     high = max_opset()
     if not MIN_OPSET <= opset <= high:
-        raise ValueError(
+        raise OptionError(
             f"--opset {opset}: use {MIN_OPSET}-{high} (default {DEFAULT_OPSET}); the ONNX exporter of the installed "
             f"torch {torch.__version__.split('+')[0]} writes opsets up to {high}, and nearest upsampling needs "
             f">= {MIN_OPSET}"

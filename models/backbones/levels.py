@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from utils.errors import UserError
 
-class OptionalDependencyError(ImportError):
+
+class OptionalDependencyError(UserError, ImportError):
     """A backbone needs a package that is not installed (timm); the message says which and how to get it."""
 
 

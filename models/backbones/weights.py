@@ -21,12 +21,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from utils.errors import UserError
 from utils.logging import LOGGER
 
 StateDict = Mapping[str, torch.Tensor]
 
 
-class BackboneWeightsError(ValueError):
+class BackboneWeightsError(UserError, ValueError):
     """A backbone checkpoint that cannot be used; the message names the file."""
 
 
