@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from engine.export import export
 from engine.formats import export_format_names
-from utils.options import option
+from engine.imgsz import image_size_problem
+from utils.options import check_options, option
 
 _DEFAULTS = {name: parameter.default for name, parameter in inspect.signature(export).parameters.items()}
 
@@ -31,11 +32,15 @@ class ExportOptions:
         aliases=("--img", "--img-size"),
         nargs="+",
         type=int,
+        check=image_size_problem,
     )
-    batch: int = option(_DEFAULTS["batch"], help="batch size of the export", aliases=("--batch-size",))
+    batch: int = option(_DEFAULTS["batch"], help="batch size of the export", aliases=("--batch-size",), minimum=1)
     dynamic: bool = option(_DEFAULTS["dynamic"], help="free batch, height and width axes")
     simplify: bool = option(_DEFAULTS["simplify"], help="simplify the ONNX graph (needs onnxsim)")
     opset: int = option(_DEFAULTS["opset"], help="ONNX opset version")
     half: bool = option(_DEFAULTS["half"], help="fp16 export (CUDA only)")
     device: str = option(_DEFAULTS["device"], help="cpu, 0 or cuda:0")
     runs_dir: str = option(_DEFAULTS["runs_dir"], help="runs root: trained weights are looked for in <runs-dir>/train")
+
+    def __post_init__(self) -> None:
+        check_options(self)  # every value within its limits before anything is loaded or written

@@ -10,6 +10,16 @@ from utils.errors import OptionError
 from utils.logging import LOGGER
 
 
+def image_size_problem(imgsz: int | Sequence[int]) -> str | None:
+    """What is wrong with an --imgsz value (one size or `h w`, each >= 1), or None; for options' `check`."""
+    sizes = [imgsz] if isinstance(imgsz, (int, np.integer)) else list(imgsz)
+    if len(sizes) not in (1, 2):
+        return "takes one size or 'h w'"
+    if min(sizes) < 1:
+        return "sizes must be >= 1 pixel"
+    return None
+
+
 def check_imgsz(imgsz: int | Sequence[int], stride: int) -> tuple[int, int]:
     """(h, w) from `640` or `[640]` or `[480, 640]`, each rounded up to a multiple of `stride` (with a warning)."""
     sizes = [int(imgsz)] if isinstance(imgsz, (int, np.integer)) else [int(s) for s in imgsz]

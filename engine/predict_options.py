@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.options import option
+from engine.imgsz import image_size_problem
+from utils.options import check_options, option
 
 # The default source: three bundled aerial tiles (data/images/README.md), found from any working directory.
 SAMPLE_IMAGES = Path(__file__).resolve().parent.parent / "data" / "images"
@@ -31,26 +32,30 @@ class PredictOptions:
         aliases=("--img", "--img-size"),
         nargs="+",
         type=int,
+        check=image_size_problem,
     )
-    conf_thres: float = option(0.25, help="confidence threshold")
-    iou_thres: float = option(0.45, help="NMS IoU threshold")
-    max_det: int = option(1000, help="maximum detections per image")
+    conf_thres: float = option(0.25, help="confidence threshold", minimum=0, maximum=1)
+    iou_thres: float = option(0.45, help="NMS IoU threshold", minimum=0, maximum=1)
+    max_det: int = option(1000, help="maximum detections per image", minimum=1)
     device: str = option("", help="cpu, 0, 0,1 or cuda:0 (default: CUDA if available)")
-    classes: list[int] | None = option(None, help="keep only these class indices, e.g. --classes 0 2")
+    classes: list[int] | None = option(None, help="keep only these class indices, e.g. --classes 0 2", minimum=0)
     agnostic_nms: bool = option(False, help="class-agnostic NMS")
     save_txt: bool = option(False, help="save labels to <save dir>/labels/*.txt")
     save_conf: bool = option(False, help="add confidences to --save-txt labels")
     save_crop: bool = option(False, help="save each detection's crop to <save dir>/crops/<class>/")
     nosave: bool = option(False, help="do not save annotated images or videos")
-    line_thickness: int | None = option(3, help="box line thickness in pixels")
+    line_thickness: int | None = option(3, help="box line thickness in pixels", minimum=1)
     hide_labels: bool = option(False, help="draw boxes without labels")
     hide_conf: bool = option(False, help="draw labels without confidences")
-    vid_stride: int = option(1, help="use every n-th video frame")
+    vid_stride: int = option(1, help="use every n-th video frame", minimum=1)
     half: bool = option(False, help="fp16 inference of a .pt model (CUDA only)")
     project: str | None = option(None, help="save results to <project>/<name> (default: <runs-dir>/detect)")
     name: str = option("exp", help="save results to <project>/<name>")
     exist_ok: bool = option(False, help="reuse <project>/<name> instead of numbering a new one")
     runs_dir: str = option("runs", help="runs root: trained weights are looked for in <runs-dir>/train")
+
+    def __post_init__(self) -> None:
+        check_options(self)  # every value within its limits before anything is loaded or created
 
 
 PREDICT_DEFAULTS = PredictOptions()

@@ -7,9 +7,16 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from engine.optim import OPTIMIZERS
-from utils.options import option
+from utils.options import check_options, option
 
 CACHE_MODES = ("auto", "ram", "none")
+
+
+def _freeze_problem(spec: str) -> str | None:
+    """--freeze takes 'backbone' or a layer count."""
+    if str(spec) == "backbone" or str(spec).isdigit():
+        return None
+    return "use 'backbone' or a layer count"
 
 
 @dataclass
@@ -25,15 +32,17 @@ class TrainOptions:
     backbone_weights: str | None = option(None, help="local checkpoint for the backbone stage (timm/official)")
     scale: str | None = option(None, help="scale letter n/s/m/l/x for configs with `scales` (default: from the name)")
     # 20: the README main command (yolov5s_mobileone on trees) then ends within 30 min on 2 CPU cores
-    epochs: int = option(20, help="training epochs")
-    batch_size: int = option(16, help="total batch size over all processes", aliases=("--batch",))
-    imgsz: int = option(416, help="train and val image size (pixels)", aliases=("--img", "--img-size"))
+    epochs: int = option(20, help="training epochs", minimum=1)
+    batch_size: int = option(16, help="total batch size over all processes", aliases=("--batch",), minimum=1)
+    imgsz: int = option(416, help="train and val image size (pixels)", aliases=("--img", "--img-size"), minimum=1)
     optimizer: str = option("SGD", help="optimiser", choices=OPTIMIZERS)
     cos_lr: bool = option(False, help="cosine learning-rate decay (default linear)")
-    label_smoothing: float = option(0.0, help="class label smoothing epsilon; when > 0 it replaces the hyp file's")
-    patience: int = option(50, help="early-stopping patience: epochs without fitness improvement")
-    freeze: str | None = option(None, help="'backbone', or N to freeze layers 0..N-1")
-    close_mosaic: int = option(10, help="turn mosaic off for the last N epochs")
+    label_smoothing: float = option(
+        0.0, help="class label smoothing epsilon; when > 0 it replaces the hyp file's", minimum=0, maximum=1
+    )
+    patience: int = option(50, help="early-stopping patience: epochs without fitness improvement (0: off)", minimum=0)
+    freeze: str | None = option(None, help="'backbone', or N to freeze layers 0..N-1", check=_freeze_problem)
+    close_mosaic: int = option(10, help="turn mosaic off for the last N epochs", minimum=0)
     multi_scale: bool = option(False, help="vary the image size +/-50% per batch")
     rect: bool = option(False, help="rectangular training batches (no mosaic)")
     single_cls: bool = option(False, help="train all classes as one")
@@ -42,6 +51,7 @@ class TrainOptions:
         None,
         help="data loader workers per process (default: 0 on CPU, where re-forking a large training process "
         "each epoch costs more than loading cached images in-process; min(8, cores) on CUDA)",
+        minimum=0,
     )
     cache: str = option(
         "auto", help="keep decoded, resized images in RAM (auto: when the split needs under 1 GB)", choices=CACHE_MODES
@@ -59,10 +69,10 @@ class TrainOptions:
     )
     seed: int = option(0, help="random seed (each process adds its rank)")
     deterministic: bool = option(True, help="deterministic algorithms (bit-exact runs and resumes)")
-    save_period: int = option(-1, help="also save epochN.pt every N epochs (-1: off)")
+    save_period: int = option(-1, help="also save epochN.pt every N epochs (-1: off)", minimum=-1)
     noval: bool = option(False, help="validate only after the final epoch")
     noplots: bool = option(False, help="write no plots")
-    max_grad_norm: float = option(10.0, help="clip gradients to this total norm before each optimiser step")
+    max_grad_norm: float = option(10.0, help="clip gradients to this total norm before each optimiser step", above=0)
     amp: bool = option(True, help="mixed precision on CUDA (ignored on CPU)")
     channels_last: bool = option(
         True, help="NHWC memory layout: 10-35% faster training steps on CPU and on tensor-core GPUs"
@@ -71,15 +81,27 @@ class TrainOptions:
     # handful of optimiser steps per epoch, BatchNorm statistics that lag the weights and a warm-up longer than
     # a third of the run. Measured on the bundled trees data: benchmarks/results/trees.md.
     nbs: int = option(
-        16, help="nominal batch size: gradients accumulate to it, weight decay scales with it (the references use 64)"
+        16,
+        help="nominal batch size: gradients accumulate to it, weight decay scales with it (the references use 64)",
+        minimum=1,
     )
     bn_momentum: float | None = option(
-        0.1, help="BatchNorm momentum in training (the references use 0.03, which lags on short runs)"
+        0.1,
+        help="BatchNorm momentum in training (the references use 0.03, which lags on short runs)",
+        above=0,
+        maximum=1,
     )
     min_warmup_iters: int = option(
-        0, help="warm-up lasts max(warmup_epochs x batches per epoch, this) iterations (the references use 100)"
+        0,
+        help="warm-up lasts max(warmup_epochs x batches per epoch, this) iterations (the references use 100)",
+        minimum=0,
     )
-    val_iou_thres: float | None = option(None, help="NMS IoU in validation (default: 0.6 anchor / 0.7 DFL head)")
+    val_iou_thres: float | None = option(
+        None, help="NMS IoU in validation (default: 0.6 anchor / 0.7 DFL head)", minimum=0, maximum=1
+    )
+
+    def __post_init__(self) -> None:
+        check_options(self)  # every value within its limits before anything is read or created
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from utils.options import option
+from utils.options import check_options, option
 
 TASKS = ("val", "test", "speed")
 
@@ -20,12 +20,17 @@ class ValOptions:
         None, help="dataset YAML name under data/ or a path (default: the data the model was trained on)"
     )
     imgsz: int | None = option(
-        None, help="inference size (default: the training or export size)", aliases=("--img", "--img-size")
+        None,
+        help="inference size (default: the training or export size)",
+        aliases=("--img", "--img-size"),
+        minimum=1,
     )
-    batch_size: int = option(32, help="batch size", aliases=("--batch",))
-    conf_thres: float = option(0.001, help="confidence threshold")
-    iou_thres: float | None = option(None, help="NMS IoU (default: 0.6 anchor / 0.7 DFL heads, as the references)")
-    max_det: int = option(300, help="maximum detections per image")
+    batch_size: int = option(32, help="batch size", aliases=("--batch",), minimum=1)
+    conf_thres: float = option(0.001, help="confidence threshold", minimum=0, maximum=1)
+    iou_thres: float | None = option(
+        None, help="NMS IoU (default: 0.6 anchor / 0.7 DFL heads, as the references)", minimum=0, maximum=1
+    )
+    max_det: int = option(300, help="maximum detections per image", minimum=1)
     task: str = option("val", help="val or test split, or speed only", choices=TASKS)
     single_cls: bool = option(False, help="treat every class as one")
     rect: bool = option(
@@ -41,8 +46,11 @@ class ValOptions:
     plots: bool = option(True, help="curves, confusion matrix, batches")
     device: str = option("", help="cpu, 0 or cuda:0 (default: CUDA if available)")
     half: bool = option(False, help="fp16 inference (CUDA only)")
-    workers: int = option(2, help="data loader workers")
+    workers: int = option(2, help="data loader workers", minimum=0)
     project: str = option("runs/val", help="save results to <project>/<name>")
     name: str = option("exp", help="save results to <project>/<name> (numbered exp2, exp3, ... unless --exist-ok)")
     exist_ok: bool = option(False, help="reuse <project>/<name> instead of numbering a new one")
     runs_dir: str = option("runs", help="runs root: trained weights are looked for in <runs-dir>/train")
+
+    def __post_init__(self) -> None:
+        check_options(self)  # every value within its limits before anything is loaded or created

@@ -7,6 +7,11 @@ choices and aliases from the metadata. Bool fields are switches: `--flag` when t
 `--flag/--no-flag` (BooleanOptionalAction) when it is True. The default is written only on the field, so the
 parser, the Python API and the checkpoints that store the options cannot disagree; a field without `option()`
 metadata is an error when the parser is built, so no field goes without a flag.
+
+Value limits are declared on the field too (`minimum=1`, `maximum=1`, `above=0`, or a `check` function for
+anything else) and enforced by `check_options`, which each options class calls from `__post_init__`: a bad
+value fails with an OptionError naming the flag (`--epochs 0: must be >= 1`) when the options are built, so
+from the command line and from Python alike, before any data is read or any directory created.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+
+from utils.cli import report_user_error
+from utils.errors import OptionError, UserError
 
 OptionsT = TypeVar("OptionsT")
 
@@ -35,6 +43,29 @@ class OptionSpec:
     nargs: str | int | None = None  # instead of the one the annotation implies
     const: Any = None  # the value of a flag given without its argument (nargs="?")
     type: Callable[[str], Any] | None = None  # instead of the converter the annotation implies
+    minimum: float | None = None  # each value must be >= minimum
+    maximum: float | None = None  # each value must be <= maximum
+    above: float | None = None  # each value must be > above
+    check: Callable[[Any], str | None] | None = None  # the whole value -> what is wrong with it, or None
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with `value` (None is always allowed: it means "the default"), or None."""
+        if value is None:
+            return None
+        if self.check is not None:
+            return self.check(value)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        each = "each value " if isinstance(value, (list, tuple)) else ""
+        for v in values:
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                continue
+            if self.minimum is not None and v < self.minimum:
+                return f"{each}must be >= {self.minimum:g}"
+            if self.above is not None and v <= self.above:
+                return f"{each}must be > {self.above:g}"
+            if self.maximum is not None and v > self.maximum:
+                return f"{each}must be <= {self.maximum:g}"
+        return None
 
 
 def option(
@@ -46,11 +77,18 @@ def option(
     nargs: str | int | None = None,
     const: Any = None,
     type: Callable[[str], Any] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    check: Callable[[Any], str | None] | None = None,
 ) -> Any:
-    """A dataclass field that is also a command-line flag (see the module docstring). Defaults must be immutable."""
+    """A dataclass field that is also a command-line flag (see the module docstring). Defaults must be immutable.
+
+    `minimum`/`maximum` (inclusive) and `above` (exclusive) bound every number given; `check(value)` returns
+    what is wrong with a value (or None) for rules bounds cannot say."""
     if choices is not None and not callable(choices):
         choices = tuple(choices)
-    spec = OptionSpec(help, choices, tuple(aliases), nargs, const, type)
+    spec = OptionSpec(help, choices, tuple(aliases), nargs, const, type, minimum, maximum, above, check)
     return dataclasses.field(default=default, metadata={_METADATA_KEY: spec})
 
 
@@ -72,6 +110,25 @@ def add_arguments(parser: argparse.ArgumentParser, options_class: type) -> argpa
     return parser
 
 
+def check_options(options: Any) -> None:
+    """Raise OptionError naming the flag for the first field of `options` whose value breaks its declared limits
+    or choices. Call it from the options class's `__post_init__`."""
+    for field in dataclasses.fields(options):
+        spec: OptionSpec | None = field.metadata.get(_METADATA_KEY)
+        if spec is None:
+            continue
+        value = getattr(options, field.name)
+        problem = spec.problem(value)
+        if problem is None and spec.choices is not None and value is not None:
+            choices = tuple(spec.choices()) if callable(spec.choices) else spec.choices
+            given = value if isinstance(value, (list, tuple)) else [value]
+            if any(v not in choices for v in given):
+                problem = f"choose from {', '.join(map(str, choices))}"
+        if problem is not None:
+            shown = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            raise OptionError(f"{flag_name(field.name)} {shown}: {problem}")
+
+
 def build_parser(options_class: type, description: str | None = None) -> argparse.ArgumentParser:
     """A parser with every flag of `options_class`; `description` is shown as written (a script's docstring)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,9 +138,13 @@ def build_parser(options_class: type, description: str | None = None) -> argpars
 def parse_options(
     options_class: type[OptionsT], argv: Sequence[str] | None = None, description: str | None = None
 ) -> OptionsT:
-    """`options_class` filled from the command line (`argv`, default sys.argv[1:]); bad flags exit with status 2."""
+    """`options_class` filled from the command line (`argv`, default sys.argv[1:]); bad flags exit with status 2:
+    argparse's usage message for what it parses, one `error: --flag value: ...` line for a value out of limits."""
     namespace = build_parser(options_class, description).parse_args(argv)
-    return options_class(**vars(namespace))
+    try:
+        return options_class(**vars(namespace))
+    except UserError as e:
+        raise SystemExit(report_user_error(e)) from None
 
 
 def _argument(options_class: type, field: dataclasses.Field, annotation: Any) -> dict[str, Any]:
