@@ -4,6 +4,7 @@ videos, label files and crops written to `runs/detect/expN/`, and a log line per
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from engine.predict_options import SAMPLE_IMAGES as SAMPLE_IMAGES  # where tests
 from engine.sources import Frame, Source
 from engine.weights import resolve_weights
 from utils.annotate import draw_detections
-from utils.files import increment_path
+from utils.files import claim_run_dir, increment_path, path_inside, safe_name
 from utils.logging import LOGGER
 
 
@@ -70,7 +71,10 @@ def _output_name(frame: Frame) -> str:
 def save_crops(
     image: np.ndarray, result: Detections, crop_dir: Path, stem: str, gain: float = 1.02, pad: int = 10
 ) -> None:
-    """Each detection's box, enlarged by `gain` and `pad` pixels, as crops/<class name>/<stem>.jpg (numbered)."""
+    """Each detection's box, enlarged by `gain` and `pad` pixels, as crops/<class name>/<stem>.jpg (numbered).
+
+    Class names come from the model file and `stem` from the source's file name: both are made safe names, so
+    a name like `../../x` or `/tmp/x` cannot write outside `crop_dir`."""
     h, w = image.shape[:2]
     for box, cls in zip(result.boxes, result.classes):
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -79,9 +83,10 @@ def save_crops(
         x2, y2 = int(min(cx + half_w, w)), int(min(cy + half_h, h))
         if x2 <= x1 or y2 <= y1:
             continue
-        folder = crop_dir / result.names.get(int(cls), str(int(cls)))
-        folder.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(increment_path(folder / f"{stem}.jpg")), image[y1:y2, x1:x2])
+        crop_dir.mkdir(exist_ok=True)
+        folder = path_inside(crop_dir, result.names.get(int(cls), str(int(cls))))
+        folder.mkdir(exist_ok=True)
+        cv2.imwrite(str(increment_path(folder / f"{safe_name(stem)}.jpg")), image[y1:y2, x1:x2])
 
 
 def detect(
@@ -113,72 +118,77 @@ def detect(
     Without `weights` the newest `<runs_dir>/train/*/weights/best.pt` is used. Outputs go to
     `<project>/<name>` (default `<runs_dir>/detect/exp`, numbered exp2, exp3, ... unless `exist_ok`).
     """
-    weights = resolve_weights(weights, runs_dir)
-    frames = Source(source, vid_stride)  # before loading the model: a bad source fails fast
-    backend = load_backend(weights, device, half)
-    predictor = Predictor(backend, imgsz, conf_thres, iou_thres, classes, agnostic_nms, max_det)
-    save_dir = increment_path((Path(project) if project else Path(runs_dir) / "detect") / name, exist_ok=exist_ok)
-    run = DetectRun(save_dir)
     save_images = not nosave
-    if save_images or save_txt or save_crop:
-        (save_dir / "labels" if save_txt else save_dir).mkdir(parents=True, exist_ok=True)
-    LOGGER.info(
-        f"{backend.format} model {backend.path} on {backend.device}, input {predictor.imgsz[0]}x{predictor.imgsz[1]}"
-    )
+    target_dir = (Path(project) if project else Path(runs_dir) / "detect") / name
+    # claimed before anything is loaded (an exclusive create: runs started together get exp and exp2), and
+    # removed again if the run fails before writing into it; nothing is created when nothing is saved
+    claimed = claim_run_dir(target_dir, exist_ok) if save_images or save_txt or save_crop else None
+    save_dir = claimed.path if claimed else increment_path(target_dir, exist_ok)
+    with claimed or nullcontext():
+        weights = resolve_weights(weights, runs_dir)
+        frames = Source(source, vid_stride)  # before loading the model: a bad source fails fast
+        backend = load_backend(weights, device, half)
+        predictor = Predictor(backend, imgsz, conf_thres, iou_thres, classes, agnostic_nms, max_det)
+        run = DetectRun(save_dir)
+        if save_txt:
+            (save_dir / "labels").mkdir(exist_ok=True)
+        size = f"{predictor.imgsz[0]}x{predictor.imgsz[1]}"
+        LOGGER.info(f"{backend.format} model {backend.path} on {backend.device}, input {size}")
 
-    videos = _VideoWriters()
-    try:
-        for frame in frames:
-            (result,), timings = predictor.predict([frame.image], [frame.path])
-            run.results.append(result)
-            run.speed.preprocess += timings.preprocess
-            run.speed.inference += timings.inference
-            run.speed.nms += timings.nms
-            h, w = predictor.last_input_shape
-            LOGGER.info(f"{frame.describe()}: {h}x{w} {result.summary()}, {timings.describe()}")
+        videos = _VideoWriters()
+        try:
+            for frame in frames:
+                (result,), timings = predictor.predict([frame.image], [frame.path])
+                run.results.append(result)
+                run.speed.preprocess += timings.preprocess
+                run.speed.inference += timings.inference
+                run.speed.nms += timings.nms
+                h, w = predictor.last_input_shape
+                LOGGER.info(f"{frame.describe()}: {h}x{w} {result.summary()}, {timings.describe()}")
 
-            stem = Path(_output_name(frame)).stem + (f"_{frame.frame}" if frame.frame else "")
-            if save_txt:
-                lines = result.label_lines(save_conf)
-                (save_dir / "labels" / f"{stem}.txt").write_text("".join(f"{line}\n" for line in lines))
-            if save_crop:
-                save_crops(frame.image, result, save_dir / "crops", stem)
-            if save_images:
-                annotated = draw_detections(
-                    frame.image.copy(),
-                    result.boxes,
-                    result.classes,
-                    result.scores,
-                    result.names,
-                    line_thickness,
-                    hide_labels,
-                    hide_conf,
-                )
-                target = save_dir / _output_name(frame)
-                if frame.kind in ("video", "stream"):
-                    if videos.write(target, annotated, frame.fps):
+                output_name = _output_name(frame)  # from the source's file name: made safe to join with save_dir
+                stem = Path(output_name).stem + (f"_{frame.frame}" if frame.frame else "")
+                if save_txt:
+                    lines = result.label_lines(save_conf)
+                    path_inside(save_dir / "labels", f"{stem}.txt").write_text("".join(f"{line}\n" for line in lines))
+                if save_crop:
+                    save_crops(frame.image, result, save_dir / "crops", stem)
+                if save_images:
+                    annotated = draw_detections(
+                        frame.image.copy(),
+                        result.boxes,
+                        result.classes,
+                        result.scores,
+                        result.names,
+                        line_thickness,
+                        hide_labels,
+                        hide_conf,
+                    )
+                    target = path_inside(save_dir, output_name)
+                    if frame.kind in ("video", "stream"):
+                        if videos.write(target, annotated, frame.fps):
+                            run.saved.append(target)
+                    else:
+                        cv2.imwrite(str(target), annotated)
                         run.saved.append(target)
-                else:
-                    cv2.imwrite(str(target), annotated)
-                    run.saved.append(target)
-    finally:
-        videos.release()
+        finally:
+            videos.release()
 
-    run.failures = frames.failures
-    count = max(len(run.results), 1)
-    run.speed = Timings(run.speed.preprocess / count, run.speed.inference / count, run.speed.nms / count)
-    LOGGER.info(
-        f"Speed: {run.speed.preprocess:.1f}ms pre-process, {run.speed.inference:.1f}ms inference, "
-        f"{run.speed.nms:.1f}ms NMS per image at input size {predictor.imgsz[0]}x{predictor.imgsz[1]}"
-        + (" (letterboxed to the minimum rectangle)" if predictor.rect else "")
-    )
-    if run.failures:
-        LOGGER.warning(f"{len(run.failures)} input(s) skipped: {', '.join(path for path, _ in run.failures)}")
-    if save_images or save_txt or save_crop:
-        labels = (
-            f", {len(list((save_dir / 'labels').glob('*.txt')))} label files in {save_dir / 'labels'}"
-            if save_txt
-            else ""
+        run.failures = frames.failures
+        count = max(len(run.results), 1)
+        run.speed = Timings(run.speed.preprocess / count, run.speed.inference / count, run.speed.nms / count)
+        LOGGER.info(
+            f"Speed: {run.speed.preprocess:.1f}ms pre-process, {run.speed.inference:.1f}ms inference, "
+            f"{run.speed.nms:.1f}ms NMS per image at input size {predictor.imgsz[0]}x{predictor.imgsz[1]}"
+            + (" (letterboxed to the minimum rectangle)" if predictor.rect else "")
         )
-        LOGGER.info(f"Results saved to {save_dir}{labels}")
-    return run
+        if run.failures:
+            LOGGER.warning(f"{len(run.failures)} input(s) skipped: {', '.join(path for path, _ in run.failures)}")
+        if save_images or save_txt or save_crop:
+            labels = (
+                f", {len(list((save_dir / 'labels').glob('*.txt')))} label files in {save_dir / 'labels'}"
+                if save_txt
+                else ""
+            )
+            LOGGER.info(f"Results saved to {save_dir}{labels}")
+        return run

@@ -38,7 +38,7 @@ from models.backbones.weights import load_backbone_weights
 from models.detection_model import DetectionModel
 from utils import distributed as dist_utils
 from utils.channels_last import to_channels_last
-from utils.files import increment_path
+from utils.files import RunDir, claim_run_dir
 from utils.logging import LOGGER, set_verbosity
 from utils.torch_utils import init_seeds, select_device, unwrap_model
 
@@ -78,11 +78,11 @@ class Trainer:
             torch.cuda.set_device(self.device)
         init_seeds(options.seed + max(self.rank, 0), options.deterministic)
 
+        self.run_dir: RunDir | None = None  # the directory this process claimed (not on resume or other ranks)
         if self.resume_checkpoint is not None:
             self.save_dir = Path(self.resume_checkpoint["_save_dir"])
         else:
-            # created by rank 0 once setup succeeds, so a run that fails to start leaves no empty directory
-            self.save_dir = increment_path(Path(options.project) / options.name, options.exist_ok, mkdir=False)
+            self.save_dir = self._claim_save_dir()
         self.weights_dir = self.save_dir / "weights"
         # State the hooks read and write (see engine/hooks/base.py for when each is set).
         self.epoch = self.start_epoch = self.iteration = self.batch_index = self.num_batches = 0
@@ -93,6 +93,16 @@ class Trainer:
         self.val_losses: list[float] = []
         self.lrs: list[float] = []
         self.ema: ModelEMA | None = None
+
+    def _claim_save_dir(self) -> Path:
+        """Rank 0 creates <project>/<name>[N] with an exclusive mkdir, before any data is read, so two runs
+        started together with the same name get exp and exp2; the other ranks are told which."""
+        o = self.options
+        claimed = None
+        if self.is_main:
+            self.run_dir = claim_run_dir(Path(o.project) / o.name, o.exist_ok)
+            claimed = str(self.run_dir.path)
+        return Path(dist_utils.broadcast_object(claimed))
 
     # ------------------------------------------------------------------ hooks
     def register_hooks(self, *hooks: Hook) -> None:
@@ -194,7 +204,12 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def train(self) -> Path:
         """Run all epochs; returns the run directory (weights in `weights/`)."""
-        self.setup()
+        try:
+            self.setup()
+        except BaseException:
+            if self.run_dir is not None:  # a run that fails to start leaves no empty directory behind
+                self.run_dir.release_if_empty()
+            raise
         o = self.options
         self.num_batches = len(self.train_loader)
         self.fire("before_train")

@@ -26,7 +26,7 @@ from utils.coco import (
     yolo_labels_to_coco,
 )
 from utils.errors import OptionError
-from utils.files import increment_path
+from utils.files import claim_run_dir
 from utils.logging import LOGGER
 
 DEFAULT_DATA = "trees.yaml"  # for models that do not record their training data (built in memory, older exports)
@@ -102,9 +102,18 @@ def _classes(names: dict[int, str], shown: int = 5) -> str:
 
 
 def run_val(options: ValOptions) -> ValidationResult:
-    """Validate weights on a data split; returns the metrics (and writes plots, txt and JSON as asked)."""
+    """Validate weights on a data split; returns the metrics (and writes plots, txt and JSON as asked).
+
+    The run directory is claimed first (an exclusive create: two runs started together get exp and exp2) and
+    removed again if the run fails before writing anything into it."""
     if options.task not in TASKS:
         raise OptionError(f"--task {options.task!r}: use one of {', '.join(TASKS)}")
+    with claim_run_dir(Path(options.project) / options.name, options.exist_ok) as run_dir:
+        return _validate_into(options, run_dir.path)
+
+
+def _validate_into(options: ValOptions, save_dir: Path) -> ValidationResult:
+    """run_val's work, with its outputs in `save_dir`."""
     weights = resolve_weights(options.weights, options.runs_dir)
     backend = load_backend(weights, options.device, options.half)
     data, single_cls = _validation_data(options, backend, weights)
@@ -129,8 +138,6 @@ def run_val(options: ValOptions) -> ValidationResult:
         prefix=f"{options.task}: ",
     )
     loader = build_dataloader(dataset, batch, workers=options.workers, shuffle=False)
-    save_dir = increment_path(Path(options.project) / options.name, options.exist_ok, mkdir=True)
-
     speed_only = options.task == "speed"
     collected: list[tuple[str, torch.Tensor]] = []
     sink = (lambda path, det, hw: collected.append((path, det))) if options.save_json and not speed_only else None

@@ -22,6 +22,7 @@ from dataio.data_config import DataConfigError
 from engine.predict import Detections
 from models.detection_model import DetectionModel
 from utils.boxes import xywh_to_xyxy
+from utils.files import path_inside
 from utils.letterbox import clip_boxes, scale_boxes_to_original
 from utils.logging import LOGGER
 from utils.metrics import DetectionMetrics
@@ -196,7 +197,8 @@ def validate(
             metrics.update(det.cpu(), labels_px.cpu())
             original_hw = shapes[i][0] if shapes[i] is not None else (height, width)
             if save_txt and save_dir is not None:
-                _write_txt(save_dir / "labels" / f"{Path(paths[i]).stem}.txt", det, original_hw, save_conf)
+                label_file = path_inside(save_dir / "labels", f"{Path(paths[i]).stem}.txt")  # image names are data
+                _write_txt(label_file, det, original_hw, save_conf)
             if predictions_sink is not None:
                 predictions_sink(paths[i], det.cpu(), original_hw)
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 def local_rank() -> int:
@@ -48,11 +51,16 @@ def barrier() -> None:
 
 def broadcast_flag(flag: bool) -> bool:
     """Rank 0's flag on every rank (e.g. early stopping decided on rank 0)."""
+    return bool(broadcast_object(flag))
+
+
+def broadcast_object(value: T) -> T:
+    """Rank 0's `value` (any picklable object, e.g. the run directory it claimed) on every rank."""
     if not (dist.is_available() and dist.is_initialized()):
-        return flag
-    holder = [flag]
+        return value
+    holder = [value]
     dist.broadcast_object_list(holder, src=0)
-    return bool(holder[0])
+    return holder[0]
 
 
 def cleanup_distributed() -> None:
