@@ -162,7 +162,7 @@ def _load_models(weights: Path, device: torch.device, half: bool) -> tuple[nn.Mo
     fused deploy copy, in fp16 with `half`, without gradients: what every exporter traces."""
     kind = export_kind(weights)
     if kind is not None:
-        raise ValueError(
+        raise OptionError(
             f"--weights {weights}: export.py takes a .pt checkpoint of this project (runs/train/*/weights/best.pt); "
             f"{weights.name} is {kind}"
         )
