@@ -1,4 +1,5 @@
-"""`python models/yolo.py` prints the layer table, the summary line and, with --fuse, the fused check."""
+"""`python models/yolo.py` prints the layer table, the summary line and, with --fuse, the fused check; the scripts
+turn a UserError into one `error:` line and let every other exception keep its traceback."""
 
 from __future__ import annotations
 
@@ -6,6 +7,29 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+import detect
+import export
+import train
+import val
+from dataio.data_config import DataConfigError, DataConfigNotFoundError, load_data_config
+from dataio.sources import DatasetSourceError
+from engine.formats import MissingPackageError, WeightsNotFoundError, load_backend
+from engine.hyperparameters import HyperparameterError
+from engine.imgsz import check_imgsz
+from engine.metadata import ModelFileError, ModelMetadata
+from engine.sources import SourceError
+from engine.train_setup import TrainingError
+from engine.weights import NoWeightsError
+from models.backbones.levels import OptionalDependencyError
+from models.backbones.weights import BackboneWeightsError, BackboneWeightsNotFoundError
+from models.config import ConfigError
+from utils.checkpoint import CheckpointError
+from utils.cli import USER_ERRORS
+from utils.errors import OptionError, StorageError, UnsafePathError, UserError
+from utils.torch_utils import select_device
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,3 +58,70 @@ def test_cli_reports_bad_config(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "no_such_model.yaml" in result.stdout + result.stderr
+
+
+# -- user errors and bugs told apart: UserError is one `error:` line, anything else keeps its traceback ----------
+PROJECT_ERRORS = [
+    ConfigError,
+    DataConfigError,
+    DataConfigNotFoundError,
+    DatasetSourceError,
+    HyperparameterError,
+    SourceError,
+    NoWeightsError,
+    TrainingError,
+    MissingPackageError,
+    OptionalDependencyError,
+    BackboneWeightsError,
+    BackboneWeightsNotFoundError,
+    CheckpointError,
+    ModelFileError,
+    WeightsNotFoundError,
+    OptionError,
+    UnsafePathError,
+    StorageError,
+]
+# script module, the name of the library call its main() makes
+SCRIPT_CALLS = [(train, "train"), (val, "run_val"), (detect, "detect"), (export, "export")]
+
+
+def test_every_user_facing_error_is_a_user_error() -> None:
+    for error in PROJECT_ERRORS:
+        assert issubclass(error, UserError), error
+    assert (UserError,) == USER_ERRORS
+    assert not issubclass(ValueError, USER_ERRORS) and not issubclass(OSError, USER_ERRORS)
+
+
+@pytest.mark.parametrize(("script", "call"), SCRIPT_CALLS, ids=[c for _, c in SCRIPT_CALLS])
+@pytest.mark.parametrize("bug", [ValueError("a bug"), OSError(28, "No space left on device"), KeyError("k")])
+def test_a_bug_keeps_its_traceback(script, call: str, bug: Exception, monkeypatch) -> None:
+    def fail(*args, **kwargs):
+        raise bug
+
+    monkeypatch.setattr(script, call, fail)
+    with pytest.raises(type(bug)):  # not turned into `error:`: the interpreter prints the traceback
+        script.main(["--project", "unused"] if script in (train, val, detect) else [])
+
+
+@pytest.mark.parametrize(("script", "call"), SCRIPT_CALLS, ids=[c for _, c in SCRIPT_CALLS])
+def test_a_user_error_is_one_line(script, call: str, monkeypatch, capsys) -> None:
+    def fail(*args, **kwargs):
+        raise DataConfigError("data.yaml: missing key 'names'")
+
+    monkeypatch.setattr(script, call, fail)
+    assert script.main([]) == 2
+    assert capsys.readouterr().err.splitlines() == ["error: data.yaml: missing key 'names'"]
+
+
+def test_bad_input_on_the_script_paths_raises_user_errors(tmp_path: Path) -> None:
+    """Inputs that used to raise plain ValueError/FileNotFoundError (caught by the old catch-all)."""
+    for bad in (
+        lambda: load_data_config(str(tmp_path / "absent.yaml")),
+        lambda: load_backend(tmp_path / "absent.pt"),
+        lambda: load_backend(tmp_path / "model.xyz"),
+        lambda: select_device("gpu7"),
+        lambda: check_imgsz([1, 2, 3], 32),
+        lambda: ModelMetadata.from_json("{not json", "m.onnx"),
+    ):
+        with pytest.raises(UserError):
+            bad()

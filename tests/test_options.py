@@ -24,6 +24,7 @@ from engine.predict import Predictor, postprocess
 from engine.predict_options import PredictOptions
 from engine.train_options import TrainOptions
 from engine.val_options import ValOptions
+from utils.errors import OptionError, UserError
 from utils.options import build_parser, option, parse_options
 
 # script module, its options class, the library call the script hands the options to
@@ -198,3 +199,62 @@ def test_a_field_without_option_is_an_error_and_help_shows_defaults() -> None:
     text = build_parser(Complete).format_help()
     assert "image size (pixels) (default: 64)" in text and "at most 50% of it (default: 0.5)" in text
     assert parse_options(Complete, ["--img", "32", "--sizes", "1", "2"]) == Complete(32, 0.5, [1, 2])
+
+
+# -- values out of limits: one `error:` line naming the flag, exit status 2, before anything is read or created --
+BAD_VALUES = [
+    ("train", ["--batch-size", "0"], "--batch-size 0: must be >= 1"),
+    ("train", ["--epochs", "0"], "--epochs 0: must be >= 1"),
+    ("train", ["--epochs", "-3"], "--epochs -3: must be >= 1"),
+    ("train", ["--imgsz", "0"], "--imgsz 0: must be >= 1"),
+    ("train", ["--img", "-64"], "--imgsz -64: must be >= 1"),
+    ("train", ["--workers", "-1"], "--workers -1: must be >= 0"),
+    ("train", ["--nbs", "0"], "--nbs 0: must be >= 1"),
+    ("train", ["--patience", "-1"], "--patience -1: must be >= 0"),
+    ("train", ["--close-mosaic", "-1"], "--close-mosaic -1: must be >= 0"),
+    ("train", ["--label-smoothing", "1.5"], "--label-smoothing 1.5: must be <= 1"),
+    ("train", ["--max-grad-norm", "0"], "--max-grad-norm 0.0: must be > 0"),
+    ("train", ["--bn-momentum", "0"], "--bn-momentum 0.0: must be > 0"),
+    ("train", ["--freeze", "some"], "--freeze some: use 'backbone' or a layer count"),
+    ("train", ["--save-period", "-2"], "--save-period -2: must be >= -1"),
+    ("val", ["--imgsz", "0"], "--imgsz 0: must be >= 1"),
+    ("val", ["--batch-size", "0"], "--batch-size 0: must be >= 1"),
+    ("val", ["--conf-thres", "1.5"], "--conf-thres 1.5: must be <= 1"),
+    ("val", ["--iou-thres", "-0.1"], "--iou-thres -0.1: must be >= 0"),
+    ("val", ["--max-det", "0"], "--max-det 0: must be >= 1"),
+    ("val", ["--workers", "-1"], "--workers -1: must be >= 0"),
+    ("detect", ["--imgsz", "0"], "--imgsz 0: sizes must be >= 1 pixel"),
+    ("detect", ["--imgsz", "64", "64", "64"], "--imgsz 64 64 64: takes one size or 'h w'"),
+    ("detect", ["--conf-thres", "2"], "--conf-thres 2.0: must be <= 1"),
+    ("detect", ["--max-det", "0"], "--max-det 0: must be >= 1"),
+    ("detect", ["--classes", "0", "-1"], "--classes 0 -1: each value must be >= 0"),
+    ("detect", ["--vid-stride", "0"], "--vid-stride 0: must be >= 1"),
+    ("detect", ["--line-thickness", "0"], "--line-thickness 0: must be >= 1"),
+    ("export", ["--batch", "0"], "--batch 0: must be >= 1"),
+    ("export", ["--imgsz", "-1"], "--imgsz -1: sizes must be >= 1 pixel"),
+]
+
+
+@pytest.mark.parametrize(
+    ("script", "argv", "message"), BAD_VALUES, ids=[" ".join(c[1]) + f" ({c[0]})" for c in BAD_VALUES]
+)
+def test_values_out_of_limits_are_one_error_line(
+    script: str, argv: list[str], message: str, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)  # nothing may be created, in the working directory or the project
+    project = ["--project", str(tmp_path / "runs")] if script != "export" else []
+    with pytest.raises(SystemExit) as stopped:
+        SCRIPTS[script][0].main([*argv, *project])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {message}"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_limits_hold_for_the_python_api_too() -> None:
+    with pytest.raises(OptionError, match="--epochs 0: must be >= 1") as error:
+        TrainOptions(epochs=0)
+    assert isinstance(error.value, UserError) and isinstance(error.value, ValueError)
+    with pytest.raises(OptionError, match="--imgsz 0: must be >= 1"):
+        ValOptions(imgsz=0)  # ran silently at 64 before: 0 read as "the default"
+    assert TrainOptions(freeze="10").freeze == "10" and TrainOptions(freeze="backbone").freeze == "backbone"
+    assert TrainOptions.from_dict(TrainOptions(epochs=3).to_dict()).epochs == 3
