@@ -18,6 +18,7 @@ import yaml
 import detect as detect_script
 import val as val_script
 from tests.synthetic_data import make_synthetic_dataset
+from utils.errors import StorageError
 from utils.files import claim_run_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +76,14 @@ def test_exist_ok_shares_and_failed_claims_are_released(tmp_path: Path) -> None:
         assert second.path.name == "exp2"
         raise RuntimeError("the run failed before writing anything")
     assert not second.path.exists() and (tmp_path / "a" / "b").is_dir()
+
+
+def test_a_file_in_the_way_is_one_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "runs").write_text("not a directory")
+    with pytest.raises(StorageError, match=r"runs/exp: cannot create the run directory: Not a directory"):
+        claim_run_dir(tmp_path / "runs" / "exp")
+    (tmp_path / "exp").write_text("a file where the run would go")
+    assert claim_run_dir(tmp_path / "exp").path == tmp_path / "exp2"  # numbered past it, as before
 
 
 def test_val_and_detect_that_fail_leave_no_directory(tmp_path: Path, capsys) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from utils.errors import UnsafePathError
+from utils.errors import StorageError, UnsafePathError
 
 MAX_NAME_LENGTH = 100  # characters kept of a name built from data (file systems allow 255 bytes)
 _UNSAFE_CHARACTERS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')  # separators, drive colons, controls, NUL
@@ -52,18 +52,29 @@ def claim_run_dir(path: str | Path, exist_ok: bool = False) -> RunDir:
     timing. With `exist_ok` the directory is `path` itself, created if missing and possibly shared.
     """
     path = Path(path)
+    try:
+        return _claim(path, exist_ok)
+    except FileExistsError as e:  # a file, not a directory, in the way
+        raise StorageError(f"{e.filename}: cannot create the run directory: a file of that name exists") from None
+    except OSError as e:  # read-only storage, no permission, disk full: the user's to fix, said in one line
+        raise StorageError(f"{e.filename or path}: cannot create the run directory: {e.strerror or e}") from None
+
+
+def _claim(path: Path, exist_ok: bool) -> RunDir:
+    """claim_run_dir's work; OSErrors pass through."""
     created = _make_parents(path.parent)
     if exist_ok:
         try:
             path.mkdir()
             created.insert(0, path)
         except FileExistsError:
-            pass
+            if not path.is_dir():
+                raise
         return RunDir(path, tuple(created))
     for candidate in _numbered(path):
         try:
             candidate.mkdir()  # atomic: exactly one process succeeds for each name
-        except FileExistsError:
+        except FileExistsError:  # taken (by a directory or a file): the next number
             continue
         return RunDir(candidate, (candidate, *created))
     raise AssertionError("unreachable: the numbering never ends")
