@@ -222,6 +222,7 @@ BAD_VALUES = [
     ("val", ["--conf-thres", "1.5"], "--conf-thres 1.5: must be <= 1"),
     ("val", ["--iou-thres", "-0.1"], "--iou-thres -0.1: must be >= 0"),
     ("val", ["--max-det", "0"], "--max-det 0: must be >= 1"),
+    ("val", ["--conf-thres", "nan"], "--conf-thres nan: must be a number"),
     ("val", ["--workers", "-1"], "--workers -1: must be >= 0"),
     ("detect", ["--imgsz", "0"], "--imgsz 0: sizes must be >= 1 pixel"),
     ("detect", ["--imgsz", "64", "64", "64"], "--imgsz 64 64 64: takes one size or 'h w'"),

@@ -59,6 +59,8 @@ class OptionSpec:
         for v in values:
             if not isinstance(v, (int, float)) or isinstance(v, bool):
                 continue
+            if v != v:  # NaN passes every comparison
+                return f"{each}must be a number"
             if self.minimum is not None and v < self.minimum:
                 return f"{each}must be >= {self.minimum:g}"
             if self.above is not None and v <= self.above:
