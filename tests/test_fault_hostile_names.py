@@ -40,6 +40,8 @@ def test_ordinary_names_are_kept() -> None:
         "img_001.jpg",
         "7",
     ]
+    long = safe_name("a" * 300 + ".txt")
+    assert len(long) == 100 and long.endswith("a.txt")
 
 
 def test_a_planted_symlink_cannot_redirect(tmp_path: Path) -> None:

@@ -103,7 +103,10 @@ def safe_name(text: object) -> str:
     """`text` (a class name, a file's name: anything taken from data) as one file name that stays where it is
     joined: separators, drive colons, NUL and control characters become `_`, leading dots and spaces are dropped
     (no `..`, no hidden files), long names are cut, and nothing becomes `_`."""
-    name = _UNSAFE_CHARACTERS.sub("_", str(text)).lstrip(". ").rstrip(" ")[:MAX_NAME_LENGTH]
+    name = _UNSAFE_CHARACTERS.sub("_", str(text)).lstrip(". ").rstrip(" ")
+    if len(name) > MAX_NAME_LENGTH:  # cut the stem, keep a short suffix (`.txt`, `.jpg`)
+        suffix = Path(name).suffix if len(Path(name).suffix) <= 10 else ""
+        name = name[: MAX_NAME_LENGTH - len(suffix)] + suffix
     return name or "_"
 
 
