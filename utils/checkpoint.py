@@ -7,10 +7,9 @@ exist under the same import path.
 
 from __future__ import annotations
 
-import os
+import io
 import pickle
 import re
-import tempfile
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from utils.atomic_write import atomic_write
 from utils.errors import UserError
 from utils.torch_utils import unwrap_model
 
@@ -74,7 +74,8 @@ def model_state(model: nn.Module) -> dict[str, Any]:
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> Path:
-    """Write a checkpoint atomically (temp file, then rename) so an interrupted save never corrupts `path`.
+    """Write a checkpoint atomically (temp file, then rename) so an interrupted save never corrupts `path`; a
+    failed write raises StorageError and leaves the previous file as it was.
 
     `extra` holds training state: ema, ema_updates, optimizer, epoch, best_fitness, train_args, ...
     """
@@ -88,18 +89,12 @@ def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> Path:
 
 
 def write_checkpoint_file(path: str | Path, ckpt: dict[str, Any]) -> Path:
-    """torch.save to a temp file beside `path`, then rename: readers never see a half-written checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(ckpt, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    """Serialise to memory, then `atomic_write`: readers never see a half-written checkpoint, and a full disk or
+    read-only storage raises StorageError naming `path` (torch.save writing to the file itself would fail with
+    its own "unexpected pos" RuntimeError instead of the OSError behind it)."""
+    buffer = io.BytesIO()
+    torch.save(ckpt, buffer)
+    return atomic_write(path, buffer.getbuffer())
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
