@@ -109,6 +109,14 @@ def default_hyp_path(model: nn.Module) -> Path:
     return HYP_DIR / model.head.hyp_file
 
 
+def checkpoint_hyperparameters(model: nn.Module, ckpt: Mapping[str, Any], where: str) -> Hyperparameters:
+    """The hyperparameters a run was trained with, from its checkpoint (`hyp`), checked as a file's would be:
+    --resume continues with these, whatever the --hyp file says now (edited, moved or deleted)."""
+    if not isinstance(ckpt.get("hyp"), Mapping):
+        raise HyperparameterError(f"{where}: the checkpoint holds no hyperparameters (`hyp`) to resume with")
+    return parse_hyperparameters(ckpt["hyp"], loss_class(model).hyp_type, f"{where} (its hyp)")
+
+
 def hyperparameters_for(model: nn.Module, path: str | Path | None = None) -> Hyperparameters:
     """`path` (default: the head's own file) read for the loss `model`'s head trains with."""
     return load_hyperparameters(path or default_hyp_path(model), loss_class(model).hyp_type)

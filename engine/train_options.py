@@ -73,6 +73,9 @@ class TrainOptions:
     noval: bool = option(False, help="validate only after the final epoch")
     noplots: bool = option(False, help="write no plots")
     max_grad_norm: float = option(10.0, help="clip gradients to this total norm before each optimiser step", above=0)
+    max_nan_steps: int = option(
+        10, help="stop after this many batches in a row with a NaN or infinite loss (each one is skipped)", minimum=1
+    )
     amp: bool = option(True, help="mixed precision on CUDA (ignored on CPU)")
     channels_last: bool = option(
         True, help="NHWC memory layout: 10-35% faster training steps on CPU and on tensor-core GPUs"

@@ -15,6 +15,7 @@ import yaml
 from engine.hyperparameters import Hyperparameters
 from engine.train_options import TrainOptions
 from models.detection_model import DetectionModel
+from utils.atomic_write import atomic_write
 from utils.checkpoint import CheckpointError, load_checkpoint
 from utils.errors import UserError
 from utils.files import newest_weights
@@ -34,16 +35,29 @@ def load_resume(options: TrainOptions) -> tuple[TrainOptions, dict[str, Any]]:
     else:
         path = Path(str(options.resume))
     ckpt = load_named_checkpoint(path, "--resume")
-    if ckpt.get("optimizer") is None or "train_args" not in ckpt:
-        raise TrainingError(f"--resume {path}: this checkpoint has no training state (a finished run?)")
+    if "train_args" not in ckpt or ckpt.get("epoch") is None:
+        raise TrainingError(f"--resume {path}: this checkpoint has no training state (not a last.pt of a run)")
     restored = TrainOptions.from_dict(ckpt["train_args"])
-    if int(ckpt["epoch"]) + 1 >= restored.epochs:
-        raise TrainingError(f"--resume {path}: already finished {restored.epochs} epochs; nothing to resume")
+    if ckpt.get("wrapped_up", ckpt.get("optimizer") is None):  # older checkpoints: stripped means finished
+        raise TrainingError(f"--resume {path}: this run is finished (trained and wrapped up); nothing to resume")
     restored.resume = str(path)
     restored.device, restored.workers = options.device or restored.device, options.workers
     ckpt["_save_dir"] = str(path.parent.parent)
-    LOGGER.info(f"Resuming {path} from epoch {ckpt['epoch'] + 2}/{restored.epochs}")
+    if checkpoint_training_done(ckpt, restored.epochs):
+        LOGGER.info(f"Resuming {path}: every epoch is trained; finishing the wrap-up (final validation, plots, ...)")
+    else:
+        LOGGER.info(f"Resuming {path} from epoch {ckpt['epoch'] + 2}/{restored.epochs}")
     return restored, ckpt
+
+
+def checkpoint_training_done(ckpt: dict[str, Any], epochs: int | None = None) -> bool:
+    """Whether a run's checkpoint has no epoch left to train (the last one, or stopped early): resuming it only
+    finishes the wrap-up. Checkpoints older than the `training_done` key count their epochs."""
+    if "training_done" in ckpt:
+        return bool(ckpt["training_done"])
+    if epochs is None:
+        epochs = TrainOptions.from_dict(ckpt["train_args"]).epochs
+    return int(ckpt["epoch"]) + 1 >= epochs
 
 
 def load_named_checkpoint(path: str | Path, argument: str) -> dict[str, Any]:
@@ -56,10 +70,8 @@ def load_named_checkpoint(path: str | Path, argument: str) -> dict[str, Any]:
 
 def write_run_files(save_dir: Path, options: TrainOptions, hyp: Hyperparameters) -> None:
     """args.yaml and hyp.yaml: what the run was started with."""
-    with open(save_dir / "args.yaml", "w") as f:
-        yaml.safe_dump(options.to_dict(), f, sort_keys=False)
-    with open(save_dir / "hyp.yaml", "w") as f:
-        yaml.safe_dump(hyp.to_dict(), f, sort_keys=False)
+    atomic_write(save_dir / "args.yaml", yaml.safe_dump(options.to_dict(), sort_keys=False))
+    atomic_write(save_dir / "hyp.yaml", yaml.safe_dump(hyp.to_dict(), sort_keys=False))
 
 
 def transfer_weights(model: nn.Module, path: str) -> None:

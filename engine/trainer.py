@@ -20,12 +20,13 @@ from dataio.multiscale import random_rescale_batch
 from engine.ema import ModelEMA
 from engine.hooks import CallbackHook, Hook, HookList, check_event, default_hooks
 from engine.hooks.base import Callback
-from engine.hyperparameters import hyperparameters_for
+from engine.hyperparameters import checkpoint_hyperparameters, hyperparameters_for
 from engine.optim import build_optimizer
 from engine.train_data import training_loader, validation_loader
 from engine.train_options import TrainOptions
 from engine.train_setup import (
     TrainingError,
+    checkpoint_training_done,
     freeze_layers,
     load_resume,
     resolve_workers,
@@ -37,6 +38,7 @@ from losses import DetectionLoss, build_loss
 from models.backbones.weights import load_backbone_weights
 from models.detection_model import DetectionModel
 from utils import distributed as dist_utils
+from utils.atomic_write import ensure_directory, remove_orphan_temp_files
 from utils.channels_last import to_channels_last
 from utils.files import RunDir, claim_run_dir
 from utils.logging import LOGGER, set_verbosity
@@ -88,6 +90,8 @@ class Trainer:
         self.epoch = self.start_epoch = self.iteration = self.batch_index = self.num_batches = 0
         self.best_fitness, self.best_epoch, self.improved = -1.0, 0, False
         self.stop_requested = False
+        self.training_done = False  # a resumed run whose epochs are all trained: only the wrap-up is left
+        self.skip_batch = False
         self.metrics: dict[str, float] = {}
         self.train_losses: list[float] = []
         self.val_losses: list[float] = []
@@ -122,7 +126,10 @@ class Trainer:
         o = self.options
         self.data = load_data_config(o.data)
         model = self.build_model()
-        self.hyp = hyperparameters_for(model, o.hyp)  # read and checked once, here
+        if self.resume_checkpoint is not None:  # the run's own values: an edited or moved --hyp file changes nothing
+            self.hyp = checkpoint_hyperparameters(model, self.resume_checkpoint, str(o.resume))
+        else:
+            self.hyp = hyperparameters_for(model, o.hyp)  # read and checked once, here
         if o.label_smoothing:
             self.hyp = self.hyp.replace(label_smoothing=o.label_smoothing)
         self.build_data(model)
@@ -149,7 +156,9 @@ class Trainer:
             )
         self.model = model
         if self.is_main:
-            self.weights_dir.mkdir(parents=True, exist_ok=True)
+            ensure_directory(self.weights_dir)
+            for directory in (self.save_dir, self.weights_dir):  # what a kill left mid-write in this run
+                remove_orphan_temp_files(directory)
             write_run_files(self.save_dir, o, self.hyp)
 
     def build_model(self) -> DetectionModel:
@@ -200,6 +209,8 @@ class Trainer:
         self.start_epoch = int(ckpt["epoch"]) + 1
         self.best_fitness = float(ckpt.get("best_fitness", -1.0))
         self.best_epoch = int(ckpt.get("best_epoch", ckpt["epoch"]))
+        self.epoch = int(ckpt["epoch"])
+        self.training_done = checkpoint_training_done(ckpt)
 
     # ------------------------------------------------------------------ loop
     def train(self) -> Path:
@@ -218,15 +229,16 @@ class Trainer:
             f"logging to {self.save_dir}; starting training for {o.epochs} epochs..."
         )
         started = time.time()
-        for epoch in range(self.start_epoch, o.epochs):
-            self.epoch = epoch
-            self.run_epoch()
-            self.fire("after_epoch")
-            self.stop_requested = dist_utils.broadcast_flag(self.stop_requested)  # rank 0 decides for all
-            if self.stop_requested:
-                break
-        hours = (time.time() - started) / 3600
-        LOGGER.info(f"\n{self.epoch - self.start_epoch + 1} epochs completed in {hours:.3f} hours.")
+        if not self.training_done:
+            for epoch in range(self.start_epoch, o.epochs):
+                self.epoch = epoch
+                self.run_epoch()
+                self.fire("after_epoch")
+                self.stop_requested = dist_utils.broadcast_flag(self.stop_requested)  # rank 0 decides for all
+                if self.stop_requested:
+                    break
+            hours = (time.time() - started) / 3600
+            LOGGER.info(f"\n{self.epoch - self.start_epoch + 1} epochs completed in {hours:.3f} hours.")
         self.fire("after_train")
         dist_utils.cleanup_distributed()
         return self.save_dir
@@ -237,19 +249,26 @@ class Trainer:
         self.train_loader.set_epoch(self.epoch)
         self.fire("before_epoch")
         self.mean_losses = torch.zeros(len(self.loss_fn.names), device=self.device)
+        self._batches_in_mean = 0
         self.optimizer.zero_grad()
         self._last_optimizer_step = -1
+        self._backward_since_step = False
         for i, batch in enumerate(self.train_loader):
             self.batch_index, self.iteration = i, i + self.num_batches * self.epoch
             self.fire("before_step")
             self.run_step(batch)
             self.fire("after_step")
-        self.train_losses = self.mean_losses.tolist()
+        # an epoch whose every batch was skipped (non-finite loss) has no mean: NaN says so in results.csv
+        kept = self._batches_in_mean > 0
+        self.train_losses = self.mean_losses.tolist() if kept else [float("nan")] * len(self.mean_losses)
         self.lrs = [group["lr"] for group in self.optimizer.param_groups]  # read before the scheduler steps
 
     def run_step(self, batch: tuple) -> None:
         """Forward, loss, backward; an optimiser step every `accumulate` batches and at the epoch's end (so a
-        resumed run starts with no gradients pending)."""
+        resumed run starts with no gradients pending).
+
+        A hook may skip the batch in before_backward (trainer.skip_batch, e.g. a NaN loss): no backward, not in
+        the mean losses, and no optimiser step when no batch since the last one had a backward pass."""
         images, targets, self.paths, _ = batch
         self.images, self.targets = self.preprocess(images), targets
         with torch.autocast(device_type=self.device.type, enabled=self.amp):
@@ -257,12 +276,21 @@ class Trainer:
             if self.ddp:
                 loss = loss * self.world_size  # DDP averages gradients over processes
         self.loss = loss
-        self.scaler.scale(loss).backward()
+        self.skip_batch = False
+        self.fire("before_backward")
+        if not self.skip_batch:
+            self.scaler.scale(loss).backward()
+            self._backward_since_step = True
         i = self.batch_index
         if i - self._last_optimizer_step >= self.accumulate or i + 1 == self.num_batches:
-            self.optimizer_step()
+            if self._backward_since_step:
+                self.optimizer_step()
             self._last_optimizer_step = i
-        self.mean_losses = (self.mean_losses * i + self.loss_items.to(self.device)) / (i + 1)
+            self._backward_since_step = False
+        if not self.skip_batch:
+            n = self._batches_in_mean
+            self.mean_losses = (self.mean_losses * n + self.loss_items.to(self.device)) / (n + 1)
+            self._batches_in_mean = n + 1
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 batch -> float in [0, 1] on the device, in the training memory format; --multi-scale resizes it

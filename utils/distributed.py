@@ -63,6 +63,16 @@ def broadcast_object(value: T) -> T:
     return holder[0]
 
 
+def any_process(flag: bool, device: torch.device) -> bool:
+    """True on every rank when `flag` is True on any (e.g. a NaN loss on one process: all skip that batch, which
+    keeps their gradient all-reduces in step). One all-reduce on `device`; no communication without DDP."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    value = torch.tensor(float(flag), device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def cleanup_distributed() -> None:
     """Leave the process group, if one was joined."""
     if dist.is_available() and dist.is_initialized():

@@ -15,6 +15,7 @@ from engine.hooks.ema import EMAHook
 from engine.hooks.evaluation import EvaluationHook
 from engine.hooks.logger import LoggerHook, epoch_scalars
 from engine.hooks.lr_schedule import LRScheduleHook
+from engine.hooks.nonfinite_loss import NonFiniteLossError, NonFiniteLossHook
 from engine.hooks.plots import PlotsHook
 from engine.hooks.progress import ProgressBarHook
 from engine.hooks.run_summary import RunSummaryHook
@@ -25,6 +26,7 @@ def default_hooks() -> list[Hook]:
     """A fresh list of the standard hooks, in the order they run for each event."""
     return [
         LRScheduleHook(),  # warm-up per step, schedule per epoch
+        NonFiniteLossHook(),  # skips batches whose loss is NaN or infinite; stops after --max-nan-steps in a row
         CloseMosaicHook(),
         EMAHook(),
         ProgressBarHook(),
@@ -32,8 +34,8 @@ def default_hooks() -> list[Hook]:
         PlotsHook(),  # before the loggers, which log the images it writes
         CSVLogHook(),
         TensorBoardHook(),
-        CheckpointHook(),  # after evaluation: saves its metrics; after_train: strips last.pt and best.pt
-        EarlyStoppingHook(),
+        EarlyStoppingHook(),  # before the checkpoint, which records whether training is over
+        CheckpointHook(),  # after evaluation: saves its metrics; after_train: strips best.pt and last.pt
         RunSummaryHook(),
     ]
 
@@ -51,6 +53,8 @@ __all__ = [
     "HookList",
     "LRScheduleHook",
     "LoggerHook",
+    "NonFiniteLossError",
+    "NonFiniteLossHook",
     "PlotsHook",
     "ProgressBarHook",
     "RunSummaryHook",

@@ -17,6 +17,7 @@ EVENTS = (
     "before_train",  # setup done: model, data, loss, optimiser built; a resumed run's state restored
     "before_epoch",  # model in train mode, loader at this epoch
     "before_step",  # trainer.iteration, trainer.batch_index set; nothing of the batch loaded yet
+    "before_backward",  # trainer.loss, trainer.loss_items of this batch; setting trainer.skip_batch leaves it out
     "before_optimizer_step",  # gradients accumulated and unscaled, before clipping and the step
     "after_optimizer_step",  # weights updated, gradients zeroed
     "after_step",  # trainer.images / targets / paths, trainer.loss_items, trainer.mean_losses of this batch
@@ -62,6 +63,8 @@ class Hook:
     def before_epoch(self, trainer: Trainer) -> None: ...
 
     def before_step(self, trainer: Trainer) -> None: ...
+
+    def before_backward(self, trainer: Trainer) -> None: ...
 
     def before_optimizer_step(self, trainer: Trainer) -> None: ...
 
