@@ -2,6 +2,9 @@
 followed by a restart or `--resume`: the run completes with the weights, best.pt and results.csv of a run that
 was never interrupted, and after every kill the files on disk are consistent.
 
+The resumes also run with the --hyp file moved away, and the last one with it edited (lr0 1e6): a resume that read
+the file again would refuse to start, or diverge from the uninterrupted run.
+
 The points are drawn with a seeded RNG; the seed is printed and FAULT_KILL_SEED=<seed> replays a failure.
 tests/kill_driver.py does the killing: it runs train.py's main in a subprocess and SIGKILLs itself at a named
 point, so nothing in the training code knows about the test.
@@ -11,11 +14,13 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 import train
 from tests.fault_helpers import csv_epochs, differing_tensors, make_fault_data, temp_files, train_argv
@@ -84,6 +89,7 @@ def test_kills_at_random_points_then_resume_match_an_uninterrupted_run(
     print(f"FAULT_KILL_SEED={seed}")
     rng = random.Random(seed)
     data, hyp = make_fault_data(tmp_path)
+    original_hyp, moved_hyp = hyp.read_text(), tmp_path / "moved.yaml"
 
     points: list[str] = []
     with instrumented(record=points):
@@ -106,6 +112,10 @@ def test_kills_at_random_points_then_resume_match_an_uninterrupted_run(
     run, argv, orphans = tmp_path / "killed", fresh, 0
     kill_at = rng.choice(in_writes)
     for k in range(3):
+        if argv[0] == "--resume" and hyp.exists():
+            shutil.move(hyp, moved_hyp)  # a resume does not need it
+        elif argv[0] != "--resume" and moved_hyp.exists():
+            shutil.move(moved_hyp, hyp)  # a fresh start does
         result = run_killed(kill_at, argv)
         where = f"seed {seed}, kill {k + 1} at {kill_at}"
         assert result.returncode == -9, f"{where}: exit {result.returncode}\n{result.stderr[-3000:]}"
@@ -115,16 +125,22 @@ def test_kills_at_random_points_then_resume_match_an_uninterrupted_run(
         upcoming = points_of_next_run(points, run)
         training = [p for p in upcoming if point_event(p) == "after_epoch"]
         kill_at = rng.choice(training if k == 0 and training else [p for p in upcoming if "after_train" in p])
+    hyp.write_text(yaml.safe_dump({**yaml.safe_load(original_hyp), "lr0": 1e6}))
     capsys.readouterr()
     if load_checkpoint(run / "weights" / "last.pt")["wrapped_up"]:  # killed after the wrap-up's last write
         assert train.main(argv) == 2 and "run is finished" in capsys.readouterr().err
+        for path in temp_files(run):  # what a user may delete by hand; nothing else is left to do
+            path.unlink()
     else:
+        for path in (run / "weights" / ".last.pt.planted.tmp", run / ".results.csv.planted.tmp"):
+            path.write_bytes(b"left by a kill")
         assert train.main(argv) == 0, f"seed {seed}: the final resume failed"
         output = capsys.readouterr().out
         assert f"Validating {run / 'weights' / 'best.pt'}" in output, f"seed {seed}: the wrap-up was not finished"
     print(f"FAULT_KILL_SEED={seed}: {orphans} orphan temp files seen after kills")
 
     assert not temp_files(run), temp_files(run)
+    assert (run / "hyp.yaml").read_text() == (straight / "hyp.yaml").read_text()
     assert csv_epochs(run) == list(range(EPOCHS))
     assert (run / "results.csv").read_text() == (straight / "results.csv").read_text(), f"seed {seed}"
     for name in CHECKPOINTS:
