@@ -85,9 +85,7 @@ def test_non_finite_weights_are_never_saved_and_nan_in_a_row_stops(
     assert "\n" not in message
     assert message.startswith("training stopped at epoch 3/3, batch 2/2 (iteration 5): the loss was NaN or infinite")
     out = capsys.readouterr().out
-    assert (
-        "WARNING: epoch 2: 1 weight tensors hold NaN or infinite values (e.g. model.0.conv.weight); not saving" in out
-    )
+    assert "WARNING: epoch 2: NaN or infinite values in 1 weight tensor(s), e.g. model.0.conv.weight; not saving" in out
     assert "WARNING: epoch 3/3, batch 1/2 (iteration 4): loss nan; batch skipped" in out
     weights = tmp_path / "poisoned" / "weights"
     last, best = load_checkpoint(weights / "last.pt"), load_checkpoint(weights / "best.pt")

@@ -45,7 +45,7 @@ class CheckpointHook(Hook):
             bad += [f"ema.{name}" for name in non_finite_tensors(trainer.ema.ema.state_dict())]
         if bad:
             LOGGER.warning(
-                f"epoch {epoch + 1}: {len(bad)} weight tensors hold NaN or infinite values (e.g. {bad[0]}); "
+                f"epoch {epoch + 1}: NaN or infinite values in {len(bad)} weight tensor(s), e.g. {bad[0]}; "
                 f"not saving them: {weights} keeps the checkpoints of the last good epoch"
             )
             trainer.best_fitness, trainer.best_epoch = self.saved_best
