@@ -18,7 +18,6 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 from engine.train_options import TrainOptions  # noqa: E402
 from engine.trainer import train  # noqa: E402
 from utils.cli import USER_ERRORS, report_user_error  # noqa: E402
-from utils.errors import UserError  # noqa: E402
 from utils.options import parse_options  # noqa: E402
 
 
@@ -26,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_options(TrainOptions, argv, description=__doc__)
     try:
         train(options)
-    except (*USER_ERRORS, UserError) as e:  # UserError: StorageError (disk full, read-only) is an OSError
+    except USER_ERRORS as e:
         return report_user_error(e)
     return 0
 
