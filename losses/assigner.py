@@ -67,52 +67,88 @@ class TaskAlignedAssigner:
             gt_labels: (B, G, 1) classes, padded.
             gt_boxes: (B, G, 4) xyxy in pixels, padded.
             gt_mask: (B, G, 1) True for real boxes, False for padding.
+
+        Works on the (box, point) candidate pairs only, never on dense (B, G, N) tensors: a box covers a small
+        share of the points, so this is many times less work than the dense formulation
+        (tests/dense_assigner_reference.py, which tests/test_assigner.py checks this against).
         """
         batch, num_points, _ = pred_scores.shape
         num_gt = gt_boxes.shape[1]
         device = pred_scores.device
+        result = Assignment(
+            torch.zeros(batch, num_points, dtype=torch.long, device=device),
+            torch.zeros(batch, num_points, 4, device=device),
+            torch.zeros(batch, num_points, self.nc, device=device),
+            torch.zeros(batch, num_points, dtype=torch.bool, device=device),
+            torch.zeros(batch, num_points, dtype=torch.long, device=device),
+        )
         if num_gt == 0:
-            return Assignment(
-                torch.zeros(batch, num_points, dtype=torch.long, device=device),
-                torch.zeros(batch, num_points, 4, device=device),
-                torch.zeros(batch, num_points, self.nc, device=device),
-                torch.zeros(batch, num_points, dtype=torch.bool, device=device),
-                torch.zeros(batch, num_points, dtype=torch.long, device=device),
-            )
-        gt_mask = gt_mask.bool().view(batch, num_gt, 1)
-        inside = self.points_in_boxes(points, gt_boxes) & gt_mask  # (B, G, N)
-        align, overlaps = self.alignment(pred_scores, pred_boxes, gt_labels, gt_boxes, inside)
-        positive = self.top_candidates(align) & inside  # (B, G, N)
-        positive = self.resolve_conflicts(positive, overlaps)
-
-        foreground = positive.any(1)  # (B, N)
-        gt_index = positive.to(torch.uint8).argmax(1)  # the single box of each positive point
-        labels = gt_labels.long().view(batch, num_gt).gather(1, gt_index)
-        boxes = gt_boxes.gather(1, gt_index[..., None].expand(-1, -1, 4)).float()
-        scores = torch.zeros(batch, num_points, self.nc, device=device)
-        scores.scatter_(2, labels[..., None], 1.0)
-        scores *= foreground[..., None]
+            return result
+        b, g, n = self.candidate_pairs(points, gt_boxes, gt_mask.bool().view(batch, num_gt, 1))
+        if b.numel() == 0:
+            return result
+        box_id, point_id = b * num_gt + g, b * num_points + n
+        align, overlaps = self.alignment(pred_scores, pred_boxes, gt_labels, gt_boxes, box_id, point_id)
+        chosen = self.top_candidates(align, box_id, batch * num_gt)  # indices of the positive pairs
+        b, g, n, box_id, point_id, align, overlaps = (
+            t.index_select(0, chosen) for t in (b, g, n, box_id, point_id, align, overlaps)
+        )
+        kept = self.resolve_conflicts(point_id, g, overlaps, batch * num_points)
+        b, g, n, box_id, align, overlaps = (t[kept] for t in (b, g, n, box_id, align, overlaps))
 
         # Soft targets: each box's metric rescaled so its best positive point scores the box's best IoU.
-        align = align * positive
-        overlaps = overlaps * positive
-        best_align = align.amax(-1, keepdim=True)
-        best_overlap = overlaps.amax(-1, keepdim=True)
-        normalised = (align * best_overlap / (best_align + self.eps)).amax(1)  # (B, N)
-        scores *= normalised[..., None]
-        boxes *= foreground[..., None]
-        labels *= foreground
-        gt_index *= foreground
-        return Assignment(labels, boxes, scores, foreground, gt_index)
+        best_align = align.new_zeros(batch * num_gt).scatter_reduce_(0, box_id, align, "amax")
+        best_overlap = overlaps.new_zeros(batch * num_gt).scatter_reduce_(0, box_id, overlaps, "amax")
+        normalised = align * best_overlap[box_id] / (best_align[box_id] + self.eps)
+        labels = gt_labels[b, g, 0].long()
+        result.labels[b, n] = labels
+        result.boxes[b, n] = gt_boxes[b, g].float()
+        result.scores[b, n, labels] = normalised
+        result.foreground[b, n] = True
+        result.gt_index[b, n] = g
+        return result
 
-    def points_in_boxes(self, points: torch.Tensor, gt_boxes: torch.Tensor) -> torch.Tensor:
-        """(B, G, N): the point lies strictly inside the box, small sides widened to `min_side` first."""
+    def candidate_pairs(
+        self, points: torch.Tensor, gt_boxes: torch.Tensor, gt_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every (image b, box g, point n) with the point strictly inside the real box g, the box's small sides
+        widened to `min_side` first. Three (P,) long tensors, grouped by box (b, g) in increasing order.
+
+        Enumerated without a dense (B, G, N) mask: the inside test runs per distinct x and per distinct y
+        coordinate (a grid has few), where it holds on one run of neighbouring values; with the points sorted by
+        (y, x), a box's points in one row then form one contiguous run of that order.
+        """
+        num_gt = gt_boxes.shape[1]
         centre = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2
         size = (gt_boxes[..., 2:] - gt_boxes[..., :2]).clamp(min=self.min_side)
-        top_left = (centre - size / 2).unsqueeze(2)  # (B, G, 1, 2)
-        bottom_right = (centre + size / 2).unsqueeze(2)
-        margins = torch.cat((points - top_left, bottom_right - points), -1)  # (B, G, N, 4)
-        return margins.amin(-1) > self.eps
+        top_left, bottom_right = centre - size / 2, centre + size / 2  # (B, G, 2)
+        xs, x_of = points[:, 0].unique(return_inverse=True)
+        ys, y_of = points[:, 1].unique(return_inverse=True)
+        # (B, G, distinct values): True on one run, as each margin is monotonic in the sorted values.
+        in_x = ((xs - top_left[..., :1]) > self.eps) & ((bottom_right[..., :1] - xs) > self.eps) & gt_mask
+        in_y = ((ys - top_left[..., 1:]) > self.eps) & ((bottom_right[..., 1:] - ys) > self.eps)
+        x_first, x_count = in_x.to(torch.uint8).argmax(-1).flatten(), in_x.sum(-1).flatten()
+        y_first, y_count = in_y.to(torch.uint8).argmax(-1).flatten(), in_y.sum(-1).flatten()
+
+        width = len(xs)
+        cell = y_of * width + x_of  # points ordered by cell = ordered by (y, x)
+        order = cell.argsort(stable=True)
+        sorted_cell = cell[order]
+        # One segment per (box, row inside it): the points of the cells x_first .. x_first + x_count - 1.
+        box_of_row, row = self.expand_runs(y_first, y_count * (x_count > 0))
+        row_cell = row * width + x_first[box_of_row]
+        start = torch.searchsorted(sorted_cell, row_cell)
+        end = torch.searchsorted(sorted_cell, row_cell + x_count[box_of_row])
+        row_of_pair, position = self.expand_runs(start, end - start)
+        box = box_of_row[row_of_pair]
+        return box // num_gt, box % num_gt, order[position]
+
+    @staticmethod
+    def expand_runs(first: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For runs i of `count[i]` consecutive integers from `first[i]`: each element's run and value, (total,)."""
+        run = torch.repeat_interleave(torch.arange(len(count), device=count.device), count)
+        offset = torch.cumsum(count, 0) - count  # where each run starts in the output
+        return run, first[run] + torch.arange(len(run), device=count.device) - offset[run]
 
     def alignment(
         self,
@@ -120,32 +156,53 @@ class TaskAlignedAssigner:
         pred_boxes: torch.Tensor,
         gt_labels: torch.Tensor,
         gt_boxes: torch.Tensor,
-        candidates: torch.Tensor,
+        box_id: torch.Tensor,
+        point_id: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Task-aligned metric and CIoU (clamped at 0), (B, G, N) each, computed only on candidate pairs."""
-        align = torch.zeros(candidates.shape, device=pred_scores.device)
-        overlaps = torch.zeros(candidates.shape, device=pred_scores.device)
-        b, g, n = candidates.nonzero(as_tuple=True)
-        if b.numel():
-            cls = gt_labels[b, g, 0].long()
-            score = pred_scores[b, n, cls].float()
-            iou = bbox_iou(gt_boxes[b, g].float(), pred_boxes[b, n].float(), xywh=False, ciou=True).squeeze(-1)
-            iou = iou.clamp(0)
-            overlaps[b, g, n] = iou
-            align[b, g, n] = score.pow(self.alpha) * iou.pow(self.beta)
-        return align, overlaps
+        """Task-aligned metric and CIoU (clamped at 0) of the candidate pairs, (P,) each.
 
-    def top_candidates(self, align: torch.Tensor) -> torch.Tensor:
-        """(B, G, N) True for each box's `topk` highest-metric points."""
-        k = min(self.topk, align.shape[-1])
-        index = align.topk(k, dim=-1).indices
-        chosen = torch.zeros(align.shape, dtype=torch.bool, device=align.device)
-        return chosen.scatter_(-1, index, True)
+        box_id = b * G + g and point_id = b * N + n flatten (image, box) and (image, point). Gathers use flat
+        index_select (much faster than multi-tensor indexing on CPU); boxes are gathered as (4, P) and handed to
+        bbox_iou transposed, so each coordinate it slices off is contiguous (same values, fewer strided reads).
+        """
+        nc = pred_scores.shape[-1]
+        cls = gt_labels.reshape(-1).index_select(0, box_id).long()
+        score = pred_scores.reshape(-1).index_select(0, point_id * nc + cls).float()
+        gt = gt_boxes.float().reshape(-1, 4).T.index_select(1, box_id).T
+        pred = pred_boxes.float().reshape(-1, 4).T.index_select(1, point_id).T
+        iou = bbox_iou(gt, pred, xywh=False, ciou=True).squeeze(-1).clamp(0)
+        return score.pow(self.alpha) * iou.pow(self.beta), iou
+
+    def top_candidates(self, align: torch.Tensor, box_id: torch.Tensor, num_boxes: int) -> torch.Tensor:
+        """Indices of the `topk` highest-metric candidate pairs of each box (box_id: each pair's box).
+
+        One stable sort on an int64 key (box, then metric descending) ranks every box's candidates at once:
+        the metric is >= 0, and the bits of a non-negative float32 order as the float does.
+
+        Ties: a box with fewer than `topk` non-zero-metric candidates also gets some of its zero-metric ones
+        (here the first in (row, column) order; the dense formulation took whichever its topk returned, possibly
+        points outside the box that it then dropped). So the foreground mask may differ on such points, and
+        only there. That is harmless: their target score is 0 (proportional to the metric), exactly as for
+        background, and every loss term of a positive is weighted by its score. (Exception in theory only: a
+        metric of exactly 0 with a CIoU above 0 needs a class probability that underflowed to 0.0, where such a
+        point could also win a conflict or set its box's best IoU.)
+        """
+        metric_bits = (align.float() + 0.0).view(torch.int32).long()  # + 0.0 turns a -0.0 into 0.0
+        key = box_id * (1 << 32) + ((1 << 31) - 1 - metric_bits)
+        order = key.sort(stable=True).indices
+        counts = torch.bincount(box_id, minlength=num_boxes)
+        first = torch.cumsum(counts, 0) - counts  # position of each box's first candidate in the sorted order
+        rank = torch.arange(len(order), device=align.device) - first[box_id.index_select(0, order)]
+        return order[rank < self.topk]
 
     @staticmethod
-    def resolve_conflicts(positive: torch.Tensor, overlaps: torch.Tensor) -> torch.Tensor:
-        """A point positive for several boxes keeps only the box it overlaps most (among those boxes)."""
-        claimed = positive.sum(1, keepdim=True) > 1  # (B, 1, N)
-        best = torch.where(positive, overlaps, torch.full_like(overlaps, -1.0)).argmax(1, keepdim=True)
-        winner = torch.zeros_like(positive).scatter_(1, best, True)
-        return torch.where(claimed, winner, positive)
+    def resolve_conflicts(
+        point_id: torch.Tensor, g: torch.Tensor, overlaps: torch.Tensor, num_points: int
+    ) -> torch.Tensor:
+        """(P,) bool over positive pairs: False where the pair loses its point. A point positive for several
+        boxes keeps only the box it overlaps most among those (the lowest box index on a tie, as argmax picks)."""
+        best = overlaps.new_full((num_points,), -1.0).scatter_reduce_(0, point_id, overlaps, "amax")
+        is_best = overlaps == best[point_id]
+        lowest = g.new_full((num_points,), torch.iinfo(g.dtype).max)
+        lowest.scatter_reduce_(0, point_id[is_best], g[is_best], "amin")
+        return is_best & (g == lowest[point_id])

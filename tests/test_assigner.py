@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from losses import AlignedAnchorLoss, DFLLoss
 from losses.assigner import TaskAlignedAssigner
+from models.heads.anchor_detect import AnchorDetect
+from models.heads.dfl_detect import DFLDetect
+from tests.dense_assigner_reference import DenseTaskAlignedAssigner
+from tests.helpers import DFL_HYP
 from utils.boxes import bbox_iou, make_anchor_points
 
 POINTS = make_anchor_points([(8, 8)], [8.0])[0] * 8  # (64, 2) pixels, row-major: index = row * 8 + column
@@ -124,3 +129,121 @@ def test_target_score_peaks_at_the_best_overlap() -> None:
     assert 0 < best_iou < 1
     assert result.scores[0, index(20, 20), 0].item() == pytest.approx(best_iou, abs=1e-5)
     assert result.scores[0][fg, 0].max() == result.scores[0, index(20, 20), 0]
+
+
+# The sparse assigner against the dense formulation it replaced (tests/dense_assigner_reference.py).
+#
+# Where a box has fewer than `topk` candidates of non-zero metric, both pick the rest among tied zero-metric points
+# (the dense one possibly outside the box, then dropped), and which tied points each picks is arbitrary. Such
+# points get target score 0 (the score is proportional to the metric), so they add nothing to any loss: BCE
+# targets stay 0 as for background, box and DFL terms are weighted by the score. The comparisons below therefore
+# require equal scores everywhere and equal boxes/labels/foreground wherever the score is non-zero.
+
+
+def random_case(seed: int, batch: int, num_gt: int, per_cell: int = 1, height: int = 96, width: int = 128, nc: int = 3):
+    """Random predictions around three levels of points (`per_cell` points at each cell centre: 1 as the DFL
+    head, 3 as the anchor head) and random boxes: some tiny, some crossing the image border, the last image empty
+    (all padding)."""
+    gen = torch.Generator().manual_seed(seed)
+    levels = [make_anchor_points([(height // s, width // s)], [float(s)])[0] * s for s in (8, 16, 32)]
+    points = torch.cat([level.repeat(per_cell, 1) for level in levels])  # (N, 2) pixels
+    n = len(points)
+    scores = torch.randn(batch, n, nc, generator=gen).sigmoid()
+    half = torch.empty(batch, n, 2).uniform_(2, 40, generator=gen)
+    centre = points + 8 * torch.randn(batch, n, 2, generator=gen)
+    pred = torch.cat((centre - half, centre + half), -1)
+    wh = torch.tensor([width, height], dtype=torch.float32)
+    gt_centre = torch.rand(batch, num_gt, 2, generator=gen) * wh * 1.2 - 0.1 * wh  # some beyond the border
+    side = torch.rand(batch, num_gt, 2, generator=gen) * wh * 0.6
+    side[:, ::3] = torch.rand(batch, len(range(0, num_gt, 3)), 2, generator=gen) * 4  # tiny: < 4 px
+    gt = torch.cat((gt_centre - side / 2, gt_centre + side / 2), -1)
+    labels = torch.randint(0, nc, (batch, num_gt, 1), generator=gen).float()
+    mask = torch.rand(batch, num_gt, 1, generator=gen) < 0.8
+    if batch > 1:
+        mask[-1] = False  # an empty image
+    return scores, pred, points, labels, gt, mask
+
+
+@pytest.mark.parametrize(
+    ("seed", "batch", "num_gt", "per_cell"), [(0, 1, 1, 1), (1, 2, 5, 3), (2, 3, 12, 1), (3, 4, 30, 3)]
+)
+def test_candidate_pairs_are_the_dense_inside_test(seed: int, batch: int, num_gt: int, per_cell: int) -> None:
+    _, _, points, _, gt, mask = random_case(seed, batch, num_gt, per_cell)
+    assigner = TaskAlignedAssigner(NC)
+    dense = (DenseTaskAlignedAssigner(NC).points_in_boxes(points, gt) & mask).nonzero()
+    b, g, n = assigner.candidate_pairs(points, gt, mask)
+    assert len(dense) > 0 or num_gt == 1
+    pairs = torch.stack((b, g, n), 1)
+    assert torch.equal(pairs[torch.argsort(pairs @ torch.tensor([10**8, 10**5, 1]))], dense)
+    assert bool((b * num_gt + g).diff().ge(0).all())  # grouped by box, as top_candidates needs
+
+
+@pytest.mark.parametrize(
+    ("seed", "batch", "num_gt", "topk", "per_cell"),
+    [(0, 1, 3, 10, 1), (1, 2, 8, 10, 1), (2, 4, 20, 4, 1), (3, 3, 15, 10, 3)],
+)
+def test_assignment_matches_the_dense_reference(seed: int, batch: int, num_gt: int, topk: int, per_cell: int) -> None:
+    inputs = random_case(seed, batch, num_gt, per_cell)
+    new = TaskAlignedAssigner(3, topk=topk)(*inputs)
+    old = DenseTaskAlignedAssigner(3, topk=topk)(*inputs)
+    torch.testing.assert_close(new.scores, old.scores, rtol=0, atol=1e-6)
+    scored = old.scores.sum(-1) > 0
+    assert scored.sum() >= 2 * batch  # the comparison covers real assignments
+    assert torch.equal(new.foreground[scored], old.foreground[scored])
+    assert torch.equal(new.boxes[scored], old.boxes[scored])
+    assert torch.equal(new.labels[scored], old.labels[scored])
+    assert torch.equal(new.gt_index[scored], old.gt_index[scored])
+    differs = new.foreground != old.foreground
+    assert not (new.scores.sum(-1)[differs].any() or old.scores.sum(-1)[differs].any())
+    for result in (new, old):  # background points carry nothing
+        assert result.boxes[~result.foreground].abs().sum() == 0 and result.labels[~result.foreground].sum() == 0
+
+
+def raw_outputs(loss_name: str, seed: int, batch: int, nc: int) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    maps = []
+    for h, w in ((12, 16), (6, 8), (3, 4)):  # 96 x 128 px
+        shape = (batch, 3, h, w, 5 + nc) if loss_name == "anchor" else (batch, 64 + nc, h, w)
+        maps.append((torch.randn(shape, generator=gen) * 1.5).requires_grad_())
+    return maps
+
+
+def random_targets(seed: int, batch: int, per_image: int) -> torch.Tensor:
+    """(M, 6) normalised targets; image 0 empty, a third tiny, some boxes crossing the border."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for image in range(1, batch):
+        for i in range(per_image):
+            xy = torch.rand(2, generator=gen) * 1.1 - 0.05
+            wh = torch.rand(2, generator=gen) * (0.02 if i % 3 == 0 else 0.6) + 0.005
+            cls = torch.randint(0, 3, (1,), generator=gen).float()
+            rows.append(torch.cat((torch.tensor([float(image)]), cls, xy, wh)))
+    return torch.stack(rows) if rows else torch.zeros(0, 6)
+
+
+@pytest.mark.parametrize(("loss_name", "seed", "batch", "per_image"), [
+    ("dfl", 0, 2, 3), ("dfl", 1, 3, 9), ("dfl", 2, 1, 4), ("dfl", 3, 4, 25),
+    ("anchor", 0, 2, 3), ("anchor", 1, 3, 9), ("anchor", 2, 1, 4), ("anchor", 3, 4, 25),
+])  # fmt: skip
+def test_losses_and_gradients_match_the_dense_reference(loss_name: str, seed: int, batch: int, per_image: int) -> None:
+    nc = 3
+    if loss_name == "dfl":
+        loss = DFLLoss(DFLDetect(nc, [16, 16, 16], [8, 16, 32]), {**DFL_HYP, "label_smoothing": 0.1})
+    else:
+        anchors = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
+        head = AnchorDetect(nc, anchors, [8, 8, 8], [8, 16, 32])
+        loss = AlignedAnchorLoss(head, {"box": 7.5, "obj": 1.0, "cls": 0.5, "label_smoothing": 0.1})
+    targets = random_targets(seed, batch, per_image)
+    results = []
+    for assigner in (loss.assigner, DenseTaskAlignedAssigner(nc, strides=(8.0, 16.0, 32.0))):
+        loss.assigner = assigner
+        maps = raw_outputs(loss_name, seed, batch, nc)
+        total, items = loss(maps, targets)
+        total.backward()
+        results.append((total.detach(), items, [m.grad for m in maps]))
+    (total_new, items_new, grads_new), (total_old, items_old, grads_old) = results
+    assert total_old > 0
+    torch.testing.assert_close(total_new, total_old, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(items_new, items_old, rtol=1e-6, atol=1e-6)
+    for new, old in zip(grads_new, grads_old):
+        torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-6)
