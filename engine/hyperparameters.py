@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from dataio.augmentation_hyp import AugmentationHyp
 from engine.optim import OptimizerHyp
-from losses import LOSSES, LossHyp, loss_class
+from losses import LOSSES, LossHyp, loss_class, losses_for
 from utils.errors import UserError
 from utils.files import load_yaml
 from utils.logging import LOGGER
@@ -94,29 +94,55 @@ def parse_hyperparameters(values: Mapping[str, Any], loss: type[LossHyp], where:
     )
 
 
-def load_hyperparameters(path: str | Path, loss: type[LossHyp]) -> Hyperparameters:
-    """A hyperparameter YAML by path, or by name from data/hyps/, checked for the loss section `loss`."""
+def resolve_hyp_path(path: str | Path) -> Path:
+    """A hyperparameter YAML by path, or by name from data/hyps/."""
     path = Path(path)
     if not path.is_file() and (HYP_DIR / path.name).is_file():
         path = HYP_DIR / path.name
     if not path.is_file():
         raise HyperparameterError(f"--hyp {path}: file not found")
+    return path
+
+
+def load_hyperparameters(path: str | Path, loss: type[LossHyp]) -> Hyperparameters:
+    """A hyperparameter YAML by path, or by name from data/hyps/, checked for the loss section `loss`."""
+    path = resolve_hyp_path(path)
     return parse_hyperparameters(load_yaml(path, HyperparameterError), loss, str(path))
 
 
-def default_hyp_path(model: nn.Module) -> Path:
-    """The head's own hyperparameters (anchor-based and DFL losses use different gains)."""
-    return HYP_DIR / model.head.hyp_file
+def default_hyp_path(model: nn.Module, loss: str | None = None) -> Path:
+    """The default hyperparameters of the loss `loss` (default: the head's own), a file in data/hyps/."""
+    return HYP_DIR / loss_class(model, loss).hyp_file
 
 
-def checkpoint_hyperparameters(model: nn.Module, ckpt: Mapping[str, Any], where: str) -> Hyperparameters:
+def checkpoint_hyperparameters(
+    model: nn.Module, ckpt: Mapping[str, Any], where: str, loss: str | None = None
+) -> Hyperparameters:
     """The hyperparameters a run was trained with, from its checkpoint (`hyp`), checked as a file's would be:
     --resume continues with these, whatever the --hyp file says now (edited, moved or deleted)."""
     if not isinstance(ckpt.get("hyp"), Mapping):
         raise HyperparameterError(f"{where}: the checkpoint holds no hyperparameters (`hyp`) to resume with")
-    return parse_hyperparameters(ckpt["hyp"], loss_class(model).hyp_type, f"{where} (its hyp)")
+    return parse_hyperparameters(ckpt["hyp"], loss_class(model, loss).hyp_type, f"{where} (its hyp)")
 
 
-def hyperparameters_for(model: nn.Module, path: str | Path | None = None) -> Hyperparameters:
-    """`path` (default: the head's own file) read for the loss `model`'s head trains with."""
-    return load_hyperparameters(path or default_hyp_path(model), loss_class(model).hyp_type)
+def check_loss_keys(values: Mapping[str, Any], model: nn.Module, loss: str | None, where: str) -> None:
+    """Refuse a file whose loss keys are those of another loss of the same head: its gains are on that loss's
+    scale (a YOLOv5 hyp file holds box 0.05, the aligned loss expects ~7.5), so training would silently be off."""
+    chosen = loss_class(model, loss)
+    own = set(section_keys(chosen.hyp_type))
+    for name in losses_for(model.head):
+        foreign = sorted(set(values) & set(section_keys(LOSSES[name].hyp_type)) - own)
+        if LOSSES[name] is not chosen and foreign:
+            raise HyperparameterError(
+                f"{where}: {', '.join(foreign)} belong to {name}, but this run trains with {chosen.__name__}; "
+                f"pass --loss {name} to train with that loss and these gains"
+            )
+
+
+def hyperparameters_for(model: nn.Module, path: str | Path | None = None, loss: str | None = None) -> Hyperparameters:
+    """`path` (default: the loss's own file) read for the loss `loss` (default: the one `model`'s head names)."""
+    path = resolve_hyp_path(path or default_hyp_path(model, loss))
+    values = load_yaml(path, HyperparameterError)
+    hyp = parse_hyperparameters(values, loss_class(model, loss).hyp_type, str(path))
+    check_loss_keys(values, model, loss, str(path))
+    return hyp

@@ -25,7 +25,12 @@ class TrainOptions:
 
     cfg: str = option("yolov5s_mobileone.yaml", help="model YAML: a name under cfg/ or a path")
     data: str = option("trees.yaml", help="dataset YAML: a name under data/ or a path")
-    hyp: str | None = option(None, help="hyperparameter YAML (default: the head's data/hyps/hyp.scratch-*.yaml)")
+    hyp: str | None = option(None, help="hyperparameter YAML (default: the loss's data/hyps/hyp.scratch-*.yaml)")
+    loss: str | None = option(
+        None,
+        help="loss by name (default: the head's own: AlignedAnchorLoss for anchor heads, DFLLoss for DFL heads); "
+        "AnchorLoss is YOLOv5's loss exactly, with data/hyps/hyp.scratch-yolov5.yaml",
+    )
     weights: str | None = option(
         None, help="initial weights: a checkpoint of this project, matching tensors transferred"
     )
@@ -87,6 +92,12 @@ class TrainOptions:
         16,
         help="nominal batch size: gradients accumulate to it, weight decay scales with it (the references use 64)",
         minimum=1,
+    )
+    bn_calibration: int = option(
+        32,
+        help="before each validation, re-measure the EMA model's BatchNorm statistics on this many training images "
+        "(letterboxed, no augmentation); 0: off",
+        minimum=0,
     )
     bn_momentum: float | None = option(
         0.1,

@@ -38,6 +38,8 @@ def load_resume(options: TrainOptions) -> tuple[TrainOptions, dict[str, Any]]:
     if "train_args" not in ckpt or ckpt.get("epoch") is None:
         raise TrainingError(f"--resume {path}: this checkpoint has no training state (not a last.pt of a run)")
     restored = TrainOptions.from_dict(ckpt["train_args"])
+    if "loss" not in ckpt["train_args"] and "anchor_t" in (ckpt.get("hyp") or {}):
+        restored.loss = "AnchorLoss"  # a run from before --loss existed: YOLOv5's loss was then the only one
     if ckpt.get("wrapped_up", ckpt.get("optimizer") is None):  # older checkpoints: stripped means finished
         raise TrainingError(f"--resume {path}: this run is finished (trained and wrapped up); nothing to resume")
     restored.resume = str(path)

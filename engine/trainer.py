@@ -127,9 +127,9 @@ class Trainer:
         self.data = load_data_config(o.data)
         model = self.build_model()
         if self.resume_checkpoint is not None:  # the run's own values: an edited or moved --hyp file changes nothing
-            self.hyp = checkpoint_hyperparameters(model, self.resume_checkpoint, str(o.resume))
+            self.hyp = checkpoint_hyperparameters(model, self.resume_checkpoint, str(o.resume), o.loss)
         else:
-            self.hyp = hyperparameters_for(model, o.hyp)  # read and checked once, here
+            self.hyp = hyperparameters_for(model, o.hyp, o.loss)  # read and checked once, here
         if o.label_smoothing:
             self.hyp = self.hyp.replace(label_smoothing=o.label_smoothing)
         self.build_data(model)
@@ -193,8 +193,8 @@ class Trainer:
             )
 
     def build_loss(self, model: DetectionModel) -> DetectionLoss:
-        """The loss the head names, with this run's hyperparameters."""
-        return build_loss(model, self.hyp, imgsz=self.options.imgsz)
+        """The loss --loss names (default: the head's own), with this run's hyperparameters."""
+        return build_loss(model, self.hyp, imgsz=self.options.imgsz, name=self.options.loss)
 
     def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         """SGD/Adam/AdamW without decay on norms and biases; decay scaled to the nominal batch size."""

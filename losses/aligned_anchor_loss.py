@@ -78,6 +78,8 @@ class AlignedAnchorLoss(DetectionLoss):
 
     names = ("box", "obj", "cls")
     hyp_type = AlignedAnchorLossHyp
+    hyp_file = "hyp.scratch-anchor.yaml"
+    head_type = AnchorDetect
 
     def __init__(
         self,

@@ -68,6 +68,8 @@ class AnchorLoss(DetectionLoss):
 
     names = ("box", "obj", "cls")
     hyp_type = AnchorLossHyp
+    hyp_file = "hyp.scratch-yolov5.yaml"
+    head_type = AnchorDetect
 
     def __init__(self, head: AnchorDetect, hyp: Mapping[str, Any] | AnchorLossHyp, imgsz: int | None = None) -> None:
         if not isinstance(head, AnchorDetect):

@@ -28,6 +28,8 @@ class DetectionLoss:
 
     names: tuple[str, ...] = ()
     hyp_type: ClassVar[type[LossHyp]] = LossHyp
+    hyp_file: ClassVar[str] = ""  # its default hyperparameters, a file in data/hyps/
+    head_type: ClassVar[type] = object  # the head class it trains (subclasses included)
 
     @classmethod
     def read_hyp(cls, hyp: Mapping[str, Any] | LossHyp) -> Any:
@@ -53,7 +55,8 @@ def register_loss(cls: LossType) -> LossType:
     """Class decorator: make a loss available to heads under its class name; a second class of that name raises.
 
     Registered losses are built as `cls(head, hyp, imgsz=...)` and declare their hyperparameters as `hyp_type`,
-    a dataclass subclass of LossHyp (its keys are what a hyperparameter file may hold for this loss).
+    a dataclass subclass of LossHyp (its keys are what a hyperparameter file may hold for this loss), their
+    default file as `hyp_file` and the head class they train as `head_type`.
     """
     if not (dataclasses.is_dataclass(cls.hyp_type) and issubclass(cls.hyp_type, LossHyp)):
         raise TypeError(f"{cls.__name__}.hyp_type must be a dataclass subclass of LossHyp, got {cls.hyp_type}")

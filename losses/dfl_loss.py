@@ -74,6 +74,8 @@ class DFLLoss(DetectionLoss):
 
     names = ("box", "cls", "dfl")
     hyp_type = DFLLossHyp
+    hyp_file = "hyp.scratch-dfl.yaml"
+    head_type = DFLDetect
 
     def __init__(
         self,

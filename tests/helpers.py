@@ -24,6 +24,7 @@ ANCHOR_HYP = {
     "label_smoothing": 0.0,
 }
 DFL_HYP = {"box": 7.5, "cls": 0.5, "dfl": 1.5, "label_smoothing": 0.0}
+ALIGNED_HYP = {"box": 7.5, "obj": 1.0, "cls": 0.5, "label_smoothing": 0.0}  # the anchor head's default loss
 
 # Training hyperparameters for runs that must learn fast and reproducibly on a few synthetic images.
 STILL_HYP = {
@@ -38,10 +39,6 @@ STILL_HYP = {
     "cls": 0.5,
     "dfl": 1.5,
     "obj": 1.0,
-    "cls_pw": 1.0,
-    "obj_pw": 1.0,
-    "anchor_t": 4.0,
-    "fl_gamma": 0.0,
     "label_smoothing": 0.0,
     "hsv_h": 0.0,
     "hsv_s": 0.0,

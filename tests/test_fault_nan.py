@@ -17,7 +17,7 @@ from engine.hooks import NonFiniteLossError
 from engine.train_options import TrainOptions
 from engine.trainer import Trainer
 from tests.fault_helpers import all_finite, make_fault_data, train_argv
-from tests.helpers import STILL_HYP
+from tests.helpers import ANCHOR_HYP, STILL_HYP
 from utils.checkpoint import load_checkpoint
 from utils.errors import UserError
 
@@ -94,11 +94,12 @@ def test_non_finite_weights_are_never_saved_and_nan_in_a_row_stops(
 
 
 def test_a_diverging_run_exits_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """The issue's reproduction: lr0 1e6 made every loss NaN, and the run exited 0 with NaN weights saved."""
+    """The issue's reproduction: lr0 1e6 made every loss NaN, and the run exited 0 with NaN weights saved. It used
+    YOLOv5's loss, then the anchor head's default; the task-aligned default stays finite at lr0 1e6 here."""
     data, _ = make_fault_data(tmp_path)
     hyp = tmp_path / "huge_lr.yaml"
-    hyp.write_text(yaml.safe_dump({**STILL_HYP, "lr0": 1e6}))
-    argv = train_argv(data, hyp, tmp_path, "diverging", 5, "--max-nan-steps", "3")
+    hyp.write_text(yaml.safe_dump({**STILL_HYP, **ANCHOR_HYP, "lr0": 1e6}))
+    argv = train_argv(data, hyp, tmp_path, "diverging", 5, "--max-nan-steps", "3", "--loss", "AnchorLoss")
     assert train.main(argv) == 2
     err = capsys.readouterr().err  # progress bars go to stderr too
     errors = re.findall(r"error: .*", err)  # a progress bar may end the line before it without a newline

@@ -3,20 +3,33 @@ step. The engine asks the head, so a new head type is one class (and its loss, o
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
-from engine.hyperparameters import default_hyp_path
+from engine.hyperparameters import HYP_DIR, HyperparameterError, default_hyp_path, hyperparameters_for
 from engine.metadata import ModelMetadata
-from losses import LOSSES, AnchorLoss, DFLLoss, build_loss, register_loss
+from losses import (
+    LOSSES,
+    AlignedAnchorLoss,
+    AnchorLoss,
+    DFLLoss,
+    UnknownLossError,
+    build_loss,
+    loss_class,
+    losses_for,
+    register_loss,
+)
 from models.detection_model import DetectionModel
 from models.heads import AnchorDetect, DFLDetect
 from models.heads.base import HEAD_FAMILIES, head_family
-from tests.helpers import ANCHOR_HYP, DFL_HYP
+from tests.helpers import ALIGNED_HYP, ANCHOR_HYP, DFL_HYP
 from tests.test_losses import tiny_config
+from utils.errors import UserError
 
 
 def test_the_two_heads_declare_their_recipe() -> None:
@@ -24,7 +37,9 @@ def test_the_two_heads_declare_their_recipe() -> None:
     anchor, dfl = DetectionModel(tiny_config("anchor")), DetectionModel(tiny_config("dfl"))
     assert default_hyp_path(anchor).name == "hyp.scratch-anchor.yaml" and default_hyp_path(anchor).is_file()
     assert default_hyp_path(dfl).name == "hyp.scratch-dfl.yaml" and default_hyp_path(dfl).is_file()
-    assert isinstance(build_loss(anchor, ANCHOR_HYP), AnchorLoss) and isinstance(build_loss(dfl, DFL_HYP), DFLLoss)
+    assert isinstance(build_loss(anchor, ALIGNED_HYP), AlignedAnchorLoss) and isinstance(
+        build_loss(dfl, DFL_HYP), DFLLoss
+    )
     assert (anchor.head.val_iou, dfl.head.val_iou) == (0.6, 0.7)  # the references' validation IoUs
     assert ModelMetadata.from_model(anchor).has_objectness and not ModelMetadata.from_model(dfl).has_objectness
     with pytest.raises(ValueError, match="unknown head family 'ssd' .*anchor, dfl"):
@@ -70,3 +85,48 @@ def test_only_the_anchor_head_prepares_for_the_data() -> None:
     dfl.head.prepare_training(dataset, DFL_HYP, imgsz=64, seed=0)
     assert not torch.equal(anchor.head.anchors, anchors_before)
     assert all(torch.equal(v, dfl.state_dict()[k]) for k, v in dfl_before.items())
+
+
+def test_each_loss_names_its_head_and_hyperparameter_file() -> None:
+    anchor, dfl = DetectionModel(tiny_config("anchor")), DetectionModel(tiny_config("dfl"))
+    files = {name: LOSSES[name].hyp_file for name in ("AlignedAnchorLoss", "AnchorLoss", "DFLLoss")}
+    assert files == {
+        "AlignedAnchorLoss": "hyp.scratch-anchor.yaml",
+        "AnchorLoss": "hyp.scratch-yolov5.yaml",
+        "DFLLoss": "hyp.scratch-dfl.yaml",
+    }
+    assert all((HYP_DIR / name).is_file() for name in files.values())
+    assert losses_for(anchor.head) == ["AlignedAnchorLoss", "AnchorLoss"] and losses_for(dfl.head) == ["DFLLoss"]
+    assert default_hyp_path(anchor, "AnchorLoss").name == "hyp.scratch-yolov5.yaml"
+    assert type(build_loss(anchor, ANCHOR_HYP, name="AnchorLoss")) is AnchorLoss
+    assert type(build_loss(anchor, ALIGNED_HYP, name="AlignedAnchorLoss")) is AlignedAnchorLoss
+
+
+def test_a_loss_for_another_head_or_unknown_is_one_line() -> None:
+    anchor, dfl = DetectionModel(tiny_config("anchor")), DetectionModel(tiny_config("dfl"))
+    with pytest.raises(UnknownLossError) as error:
+        loss_class(anchor, "DFLLoss")
+    assert str(error.value) == (
+        "--loss DFLLoss: it trains DFLDetect heads, not AnchorDetect; "
+        "losses for this model: AlignedAnchorLoss, AnchorLoss"
+    )
+    with pytest.raises(UnknownLossError, match="--loss Nope: unknown loss; losses for this model: DFLLoss$"):
+        loss_class(dfl, "Nope")
+    assert isinstance(error.value, UserError)  # the scripts print it as one `error:` line
+
+
+def test_a_yolov5_hyp_file_is_refused_by_the_aligned_loss(tmp_path: Path) -> None:
+    anchor = DetectionModel(tiny_config("anchor"))
+    yolov5_file = HYP_DIR / "hyp.scratch-yolov5.yaml"
+    with pytest.raises(HyperparameterError) as error:
+        hyperparameters_for(anchor, yolov5_file, "AlignedAnchorLoss")  # its box gain 0.05 is for YOLOv5's loss
+    assert str(error.value) == (
+        f"{yolov5_file}: anchor_t, cls_pw, fl_gamma, obj_pw belong to AnchorLoss, but this run trains with "
+        "AlignedAnchorLoss; pass --loss AnchorLoss to train with that loss and these gains"
+    )
+    assert hyperparameters_for(anchor, yolov5_file, "AnchorLoss").loss.box == 0.05
+    dfl_file = HYP_DIR / "hyp.scratch-dfl.yaml"  # another head's keys stay allowed: one file may serve both
+    union = yaml.safe_load(dfl_file.read_text()) | {"anchor_t": 4.0, "obj": 1.0, "obj_pw": 1.0}
+    union_file = tmp_path / "union.yaml"
+    union_file.write_text(yaml.safe_dump(union))
+    assert hyperparameters_for(DetectionModel(tiny_config("dfl")), union_file).loss.dfl == union["dfl"]

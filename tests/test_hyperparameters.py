@@ -17,7 +17,7 @@ from engine.hyperparameters import (
     hyperparameters_for,
     load_hyperparameters,
 )
-from losses import AnchorLossHyp, DFLLossHyp, build_loss
+from losses import AlignedAnchorLossHyp, DFLLossHyp, build_loss
 from models.detection_model import DetectionModel
 from tests.helpers import STILL_HYP
 from tests.test_losses import tiny_config
@@ -41,15 +41,17 @@ def test_bundled_files_load_into_sections(family: str, models: dict) -> None:
     hyp = hyperparameters_for(model)
     flat = yaml.safe_load(default_hyp_path(model).read_text())
     assert hyp.to_dict() == flat and list(hyp.to_dict()) == list(flat)  # every key, in the file's order
-    assert type(hyp.loss) is {"anchor": AnchorLossHyp, "dfl": DFLLossHyp}[family]
+    assert type(hyp.loss) is {"anchor": AlignedAnchorLossHyp, "dfl": DFLLossHyp}[family]
     assert hyp.optimizer.lr0 == hyp["lr0"] == flat["lr0"] and hyp.augmentation.mosaic == flat["mosaic"]
     assert type(hyp.to_dict()) is dict and len(hyp) == len(flat)
 
 
-def test_every_file_in_data_hyps_loads_for_its_head(models: dict) -> None:
-    for path in sorted(HYP_DIR.glob("*.yaml")):
-        family = "anchor" if "anchor" in path.name else "dfl"
-        assert hyperparameters_for(models[family], path).to_dict()
+def test_every_file_in_data_hyps_loads_for_its_loss(models: dict) -> None:
+    losses = {"hyp.scratch-anchor.yaml": None, "hyp.scratch-yolov5.yaml": "AnchorLoss", "hyp.scratch-dfl.yaml": None}
+    assert sorted(path.name for path in HYP_DIR.glob("*.yaml")) == sorted(losses)
+    for name, loss in losses.items():
+        family = "dfl" if "dfl" in name else "anchor"
+        assert hyperparameters_for(models[family], HYP_DIR / name, loss).to_dict()
 
 
 @pytest.mark.parametrize(
@@ -74,7 +76,7 @@ def test_bad_keys_and_values_are_one_line_naming_file_and_key(
 
 def test_missing_keys_the_loss_or_optimiser_needs(tmp_path: Path, models: dict) -> None:
     dfl_file = default_hyp_path(models["dfl"])
-    with pytest.raises(HyperparameterError, match=r"hyp.scratch-dfl.yaml: missing keys 'cls_pw', 'obj', 'obj_pw'"):
+    with pytest.raises(HyperparameterError, match=r"hyp.scratch-dfl.yaml: missing key 'obj'"):
         hyperparameters_for(models["anchor"], dfl_file)  # the DFL head's file lacks the anchor loss's gains
     without_lr0 = _write(tmp_path, {k: v for k, v in STILL_HYP.items() if k != "lr0"})
     with pytest.raises(HyperparameterError, match=r"hyp.yaml: missing key 'lr0' \(OptimizerHyp\)$"):
@@ -93,7 +95,7 @@ def test_optional_keys_take_the_references_defaults(tmp_path: Path, models: dict
 def test_a_union_file_serves_both_heads(tmp_path: Path, models: dict) -> None:
     path = _write(tmp_path, STILL_HYP)
     anchor, dfl = hyperparameters_for(models["anchor"], path), hyperparameters_for(models["dfl"], path)
-    assert anchor.loss == AnchorLossHyp(**{k: STILL_HYP[k] for k in AnchorLossHyp.__dataclass_fields__})
+    assert anchor.loss == AlignedAnchorLossHyp(**{k: STILL_HYP[k] for k in AlignedAnchorLossHyp.__dataclass_fields__})
     assert dfl.loss == DFLLossHyp(box=7.5, cls=0.5, dfl=1.5, label_smoothing=0.0)
     assert "obj" not in dfl.to_dict()  # a run records what it uses
 

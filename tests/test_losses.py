@@ -9,15 +9,26 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from losses import AnchorLoss, DFLLoss, build_anchor_targets, build_loss, distribution_focal_loss
+from losses import (
+    AlignedAnchorLoss,
+    AnchorLoss,
+    DetectionLoss,
+    DFLLoss,
+    build_anchor_targets,
+    build_loss,
+    distribution_focal_loss,
+)
 from losses.anchor_loss import AnchorLossHyp, objectness_balance, scaled_gains
 from losses.bce import FocalBCEWithLogits, smooth_bce_targets
 from losses.dfl_loss import targets_per_image  # the assignment both losses see
 from models.detection_model import DetectionModel
-from tests.helpers import ANCHOR_HYP, DFL_HYP
+from tests.helpers import ALIGNED_HYP, ANCHOR_HYP, DFL_HYP
 from utils.boxes import dist_to_box, make_anchor_points
 
-HYPS = {"anchor": ANCHOR_HYP, "dfl": DFL_HYP}
+# Three losses: YOLOv5's (AnchorLoss) and the task-aligned one (the default) for the anchor head, DFL for the other.
+HYPS = {"anchor": ANCHOR_HYP, "aligned": ALIGNED_HYP, "dfl": DFL_HYP}
+LOSS_NAMES = {"anchor": "AnchorLoss", "aligned": "AlignedAnchorLoss", "dfl": "DFLLoss"}
+HEADS = {"anchor": "anchor", "aligned": "anchor", "dfl": "dfl"}  # the model family each loss trains
 TARGETS = torch.tensor([[0, 0, 0.5, 0.5, 0.4, 0.5], [1, 1, 0.3, 0.6, 0.3, 0.2], [1, 0, 0.7, 0.3, 0.4, 0.4]])
 
 
@@ -47,18 +58,25 @@ def tiny_models() -> dict[str, DetectionModel]:
     return {family: DetectionModel(tiny_config(family)) for family in ("anchor", "dfl")}
 
 
+def family_loss(model: DetectionModel, family: str, **kwargs) -> DetectionLoss:
+    return build_loss(model, HYPS[family], name=LOSS_NAMES[family], **kwargs)
+
+
 def test_build_loss_picks_the_family(tiny_models: dict) -> None:
-    anchor, dfl = build_loss(tiny_models["anchor"], ANCHOR_HYP), build_loss(tiny_models["dfl"], DFL_HYP)
-    assert isinstance(anchor, AnchorLoss) and anchor.names == ("box", "obj", "cls")
+    anchor, dfl = build_loss(tiny_models["anchor"], ALIGNED_HYP), build_loss(tiny_models["dfl"], DFL_HYP)
+    assert isinstance(anchor, AlignedAnchorLoss) and anchor.names == ("box", "obj", "cls")
+    assert isinstance(build_loss(tiny_models["anchor"], ANCHOR_HYP, name="AnchorLoss"), AnchorLoss)
     assert isinstance(dfl, DFLLoss) and dfl.names == ("box", "cls", "dfl")
     with pytest.raises(TypeError, match="Detect"):
         build_loss(torch.nn.Linear(2, 2), ANCHOR_HYP)
 
 
-@pytest.mark.parametrize("cfg,family", [("yolov5n.yaml", "anchor"), ("yolo11n.yaml", "dfl")])
+@pytest.mark.parametrize(
+    "cfg,family", [("yolov5n.yaml", "anchor"), ("yolov5n.yaml", "aligned"), ("yolo11n.yaml", "dfl")]
+)
 def test_loss_finite_with_gradients(cfg: str, family: str) -> None:
     model = DetectionModel(cfg, nc=2).train()
-    loss = build_loss(model, HYPS[family])
+    loss = family_loss(model, family)
     total, items = loss(model(torch.rand(2, 3, 64, 64)), TARGETS)
     assert total.ndim == 0 and torch.isfinite(total) and total > 0
     assert items.shape == (3,) and not items.requires_grad and torch.isfinite(items).all()
@@ -69,10 +87,10 @@ def test_loss_finite_with_gradients(cfg: str, family: str) -> None:
     assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0  # reaches the backbone
 
 
-@pytest.mark.parametrize("family", ["anchor", "dfl"])
+@pytest.mark.parametrize("family", ["anchor", "aligned", "dfl"])
 def test_loss_decreases_on_a_fixed_batch(family: str) -> None:
-    model = DetectionModel(tiny_config(family)).train()
-    loss = build_loss(model, HYPS[family])
+    model = DetectionModel(tiny_config(HEADS[family])).train()
+    loss = family_loss(model, family)
     images = torch.rand(2, 3, 96, 96)
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     history = []
@@ -86,10 +104,10 @@ def test_loss_decreases_on_a_fixed_batch(family: str) -> None:
     assert sum(history[-5:]) / 5 < 0.6 * history[0], history
 
 
-@pytest.mark.parametrize("family", ["anchor", "dfl"])
+@pytest.mark.parametrize("family", ["anchor", "aligned", "dfl"])
 def test_empty_targets_give_a_finite_loss(tiny_models: dict, family: str) -> None:
-    model = tiny_models[family].train()
-    loss = build_loss(model, HYPS[family])
+    model = tiny_models[HEADS[family]].train()
+    loss = family_loss(model, family)
     model.zero_grad()
     total, items = loss(model(torch.rand(2, 3, 64, 64)), torch.zeros(0, 6))
     assert torch.isfinite(total) and total > 0  # background still costs objectness / class confidence
@@ -99,10 +117,10 @@ def test_empty_targets_give_a_finite_loss(tiny_models: dict, family: str) -> Non
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
-@pytest.mark.parametrize("family", ["anchor", "dfl"])
+@pytest.mark.parametrize("family", ["anchor", "aligned", "dfl"])
 def test_total_is_items_times_batch_size(tiny_models: dict, family: str) -> None:
-    model = tiny_models[family].eval()
-    loss = build_loss(model, HYPS[family])
+    model = tiny_models[HEADS[family]].eval()
+    loss = family_loss(model, family)
     with torch.no_grad():
         for batch in (1, 3):
             images = torch.rand(batch, 3, 64, 64)
@@ -117,7 +135,7 @@ def test_anchor_items_are_per_image(tiny_models: dict) -> None:
     items are only per-image once that total exceeds 1.)
     """
     model = tiny_models["anchor"].eval()  # BatchNorm in eval: both copies see the same statistics
-    loss = build_loss(model, ANCHOR_HYP, imgsz=64)
+    loss = build_loss(model, ANCHOR_HYP, imgsz=64, name="AnchorLoss")
     image = torch.rand(1, 3, 64, 64)
     one = TARGETS[TARGETS[:, 0] == 1].clone()
     one[:, 0] = 0
@@ -131,7 +149,7 @@ def test_anchor_items_are_per_image(tiny_models: dict) -> None:
 
 def test_anchor_loss_reads_anchors_from_the_head(tiny_models: dict) -> None:
     model = tiny_models["anchor"].eval()
-    loss = build_loss(model, ANCHOR_HYP)
+    loss = build_loss(model, ANCHOR_HYP, name="AnchorLoss")
     with torch.no_grad():
         raw = model.forward_raw(torch.rand(2, 3, 64, 64))
         before = loss(raw, TARGETS)[1]
@@ -201,7 +219,7 @@ def test_label_smoothing_targets(tiny_models: dict) -> None:
     assert smooth_bce_targets(0.0) == (1.0, 0.0) and smooth_bce_targets(0.2) == pytest.approx((0.9, 0.1))
     with pytest.raises(ValueError, match="label_smoothing"):
         smooth_bce_targets(1.5)
-    anchor = build_loss(tiny_models["anchor"], {**ANCHOR_HYP, "label_smoothing": 0.2})
+    anchor = build_loss(tiny_models["anchor"], {**ANCHOR_HYP, "label_smoothing": 0.2}, name="AnchorLoss")
     assert torch.allclose(anchor.class_targets(torch.tensor([1, 0])), torch.tensor([[0.1, 0.9], [0.9, 0.1]]))
 
     dfl_plain = build_loss(tiny_models["dfl"], DFL_HYP)
@@ -260,7 +278,7 @@ def test_distribution_focal_loss_by_hand() -> None:
 
 def test_bad_input_fails_clearly(tiny_models: dict) -> None:
     with pytest.raises(ValueError, match="anchor_t"):
-        build_loss(tiny_models["anchor"], {k: v for k, v in ANCHOR_HYP.items() if k != "anchor_t"})
+        build_loss(tiny_models["anchor"], {k: v for k, v in ANCHOR_HYP.items() if k != "anchor_t"}, name="AnchorLoss")
     with pytest.raises(ValueError, match="'dfl' must be a number"):
         build_loss(tiny_models["dfl"], {**DFL_HYP, "dfl": "high"})
     loss = build_loss(tiny_models["dfl"], DFL_HYP)

@@ -7,6 +7,7 @@ before the logs and checkpoints that record its metrics, plots before the logger
 from __future__ import annotations
 
 from engine.hooks.base import EVENTS, CallbackHook, Hook, HookList, UnknownEventError, check_event
+from engine.hooks.batchnorm_stats import BatchNormStatsHook
 from engine.hooks.checkpoint import CheckpointHook
 from engine.hooks.close_mosaic import CloseMosaicHook
 from engine.hooks.csv_log import CSVLogHook
@@ -30,6 +31,7 @@ def default_hooks() -> list[Hook]:
         CloseMosaicHook(),
         EMAHook(),
         ProgressBarHook(),
+        BatchNormStatsHook(),  # re-measures the EMA's BatchNorm statistics before it is validated and saved
         EvaluationHook(),  # after_epoch: metrics and best fitness; after_train: validates best.pt
         PlotsHook(),  # before the loggers, which log the images it writes
         CSVLogHook(),
@@ -41,6 +43,7 @@ def default_hooks() -> list[Hook]:
 
 
 __all__ = [
+    "BatchNormStatsHook",
     "EVENTS",
     "CSVLogHook",
     "CallbackHook",

@@ -29,8 +29,7 @@ class AnchorDetect(DetectionHead):
 
     has_objectness = True
     family = "anchor"
-    hyp_file = "hyp.scratch-anchor.yaml"
-    loss_name = "AnchorLoss"
+    loss_name = "AlignedAnchorLoss"  # YOLOv5's own: --loss AnchorLoss
     val_iou = 0.6  # YOLOv5's validation NMS IoU
 
     def __init__(

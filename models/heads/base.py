@@ -20,14 +20,13 @@ class DetectionHead(nn.Module):
     scores as probabilities. `has_objectness` says whether column 4 is an objectness score.
 
     A head also owns its training recipe, so the engine asks it instead of testing its type: `family` (the name
-    checkpoints and exports record; a subclass that declares one is registered in `HEAD_FAMILIES`), `hyp_file`
-    (its default hyperparameters, a file in data/hyps/), `loss_name` (a loss registered in losses/),
+    checkpoints and exports record; a subclass that declares one is registered in `HEAD_FAMILIES`), `loss_name`
+    (the loss registered in losses/ it trains with by default; the loss names its hyperparameter file),
     `val_iou` (the NMS IoU validation uses by default) and `prepare_training()` (a step before the first epoch).
     """
 
     has_objectness: ClassVar[bool] = False
     family: ClassVar[str] = ""
-    hyp_file: ClassVar[str] = ""
     loss_name: ClassVar[str] = ""
     val_iou: ClassVar[float] = 0.7
     nc: int

@@ -38,7 +38,6 @@ class DFLDetect(DetectionHead):
     """YOLO11 Detect: box branch (two 3x3 Convs) and a light class branch (depth-wise + 1x1, twice)."""
 
     family = "dfl"
-    hyp_file = "hyp.scratch-dfl.yaml"
     loss_name = "DFLLoss"
     val_iou = 0.7  # ultralytics' validation NMS IoU
 
