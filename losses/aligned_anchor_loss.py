@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from losses.assigner import TaskAlignedAssigner
-from losses.base import DetectionLoss, LossHyp, check_raw_preds, check_targets, register_loss
+from losses.base import DetectionLoss, LossHyp, check_anchor_maps, check_targets, register_loss
 from losses.bce import smooth_bce_targets
 from losses.dfl_loss import targets_per_image
 from models.heads.anchor_detect import AnchorDetect
@@ -99,13 +99,7 @@ class AlignedAnchorLoss(DetectionLoss):
         self.assigner = TaskAlignedAssigner(self.nc, topk, alpha, beta, head.stride.tolist())
 
     def __call__(self, raw_preds: list[torch.Tensor], targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        check_raw_preds(raw_preds, self.nl, "anchor-based")
-        first = raw_preds[0]
-        if first.ndim != 5 or first.shape[1] != self.na or first.shape[-1] != self.nc + 5:
-            raise ValueError(
-                f"anchor-based loss: level maps must be (batch, {self.na}, h, w, {self.nc + 5}), "
-                f"got {tuple(first.shape)}"
-            )
+        first = check_anchor_maps(raw_preds, self.nl, self.na, self.nc)
         device = first.device
         batch_size = first.shape[0]
         targets = check_targets(targets, batch_size, self.nc).to(device)

@@ -87,3 +87,14 @@ def check_raw_preds(raw_preds: list[torch.Tensor], levels: int, family: str) -> 
     if not isinstance(raw_preds, (list, tuple)) or len(raw_preds) != levels:
         got = len(raw_preds) if isinstance(raw_preds, (list, tuple)) else type(raw_preds).__name__
         raise ValueError(f"{family} loss: expected the head's raw maps, a list of {levels} tensors, got {got}")
+
+
+def check_anchor_maps(raw_preds: list[torch.Tensor], levels: int, anchors: int, nc: int) -> torch.Tensor:
+    """The anchor-based head's raw maps: one (batch, anchors, h, w, 5 + nc) tensor per level; returns the first."""
+    check_raw_preds(raw_preds, levels, "anchor-based")
+    first = raw_preds[0]
+    if first.ndim != 5 or first.shape[1] != anchors or first.shape[-1] != nc + 5:
+        raise ValueError(
+            f"anchor-based loss: level maps must be (batch, {anchors}, h, w, {nc + 5}), got {tuple(first.shape)}"
+        )
+    return first
