@@ -34,8 +34,8 @@ class PredictOptions:
         type=int,
         check=image_size_problem,
     )
-    conf_thres: float = option(0.25, help="confidence threshold", minimum=0, maximum=1)
-    iou_thres: float = option(0.45, help="NMS IoU threshold", minimum=0, maximum=1)
+    conf_thres: float = option(0.25, help="confidence threshold", aliases=("--conf",), minimum=0, maximum=1)
+    iou_thres: float = option(0.45, help="NMS IoU threshold", aliases=("--iou",), minimum=0, maximum=1)
     max_det: int = option(1000, help="maximum detections per image", minimum=1)
     device: str = option("", help="cpu, 0, 0,1 or cuda:0 (default: CUDA if available)")
     classes: list[int] | None = option(None, help="keep only these class indices, e.g. --classes 0 2", minimum=0)

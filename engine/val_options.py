@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from utils.options import check_options, option
 
 TASKS = ("val", "test", "speed")
+PER_CLASS_MAX = 20  # val.py prints a row per class by default up to this many classes (--verbose for more)
 
 
 @dataclass
@@ -26,9 +27,13 @@ class ValOptions:
         minimum=1,
     )
     batch_size: int = option(32, help="batch size", aliases=("--batch",), minimum=1)
-    conf_thres: float = option(0.001, help="confidence threshold", minimum=0, maximum=1)
+    conf_thres: float = option(0.001, help="confidence threshold", aliases=("--conf",), minimum=0, maximum=1)
     iou_thres: float | None = option(
-        None, help="NMS IoU (default: 0.6 anchor / 0.7 DFL heads, as the references)", minimum=0, maximum=1
+        None,
+        help="NMS IoU (default: 0.6 anchor / 0.7 DFL heads, as the references)",
+        aliases=("--iou",),
+        minimum=0,
+        maximum=1,
     )
     max_det: int = option(300, help="maximum detections per image", minimum=1)
     task: str = option("val", help="val or test split, or speed only", choices=TASKS)
@@ -39,7 +44,9 @@ class ValOptions:
         "every image into the imgsz square, as a fixed-size export must, so all formats score alike)",
     )
     augment: bool = option(False, help="test-time augmentation (flips and scales)")
-    verbose: bool = option(False, help="per-class metrics")
+    verbose: bool | None = option(
+        None, help=f"per-class metrics (default: when the data has 2 to {PER_CLASS_MAX} classes)"
+    )
     save_txt: bool = option(False, help="write detections to <save dir>/labels/*.txt")
     save_conf: bool = option(False, help="add confidences to --save-txt")
     save_json: bool = option(False, help="write COCO JSON and score it with pycocotools")

@@ -15,7 +15,7 @@ from engine.backends import Backend
 from engine.formats import load_backend
 from engine.predict_options import PREDICT_DEFAULTS
 from engine.val_data import validation_dataset
-from engine.val_options import TASKS, ValOptions
+from engine.val_options import PER_CLASS_MAX, TASKS, ValOptions
 from engine.validator import ValidationResult, validate
 from engine.weights import resolve_weights
 from utils.coco import (
@@ -155,7 +155,7 @@ def _validate_into(options: ValOptions, save_dir: Path) -> ValidationResult:
         single_cls=single_cls,
         plots=options.plots and not speed_only,
         save_dir=save_dir,
-        verbose=options.verbose,
+        verbose=options.verbose if options.verbose is not None else len(names) <= PER_CLASS_MAX,
         save_txt=options.save_txt,
         save_conf=options.save_conf,
         predictions_sink=sink,

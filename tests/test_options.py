@@ -136,7 +136,7 @@ def test_values_parse_as_before() -> None:
 @pytest.mark.parametrize(
     ("options_class", "argv"),
     [
-        (TrainOptions, ["--optimizer", "sgd"]),
+        (TrainOptions, ["--optimizer", "rmsprop"]),
         (TrainOptions, ["--epochs", "ten"]),
         (ValOptions, ["--task", "train"]),
         (ExportOptions, ["--include", "tflite"]),

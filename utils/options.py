@@ -4,7 +4,9 @@ A script's options are one dataclass whose fields are declared with `option(defa
 aliases=...)`. `add_arguments` turns every field into an argparse flag: `--batch-size` for `batch_size`, the
 converter from the annotation (`int | None` -> int, `list[int]` or `Sequence[str]` -> one or more values), help,
 choices and aliases from the metadata. Bool fields are switches: `--flag` when the default is False,
-`--flag/--no-flag` (BooleanOptionalAction) when it is True. The default is written only on the field, so the
+`--flag/--no-flag` (BooleanOptionalAction) when it is True or None (None: "decided later", e.g. val.py's
+per-class table by class count). String choices match in any case (`--optimizer sgd` is `SGD`, as ultralytics
+accepts it) and are stored in the spelling the choices declare. The default is written only on the field, so the
 parser, the Python API and the checkpoints that store the options cannot disagree; a field without `option()`
 metadata is an error when the parser is built, so no field goes without a flag.
 
@@ -123,6 +125,8 @@ def check_options(options: Any) -> None:
         problem = spec.problem(value)
         if problem is None and spec.choices is not None and value is not None:
             choices = tuple(spec.choices()) if callable(spec.choices) else spec.choices
+            value = _canonical_choices(value, choices)
+            setattr(options, field.name, value)  # `sgd` from Python is stored as `SGD`, as from the command line
             given = value if isinstance(value, (list, tuple)) else [value]
             if any(v not in choices for v in given):
                 problem = f"choose from {', '.join(map(str, choices))}"
@@ -157,7 +161,8 @@ def _argument(options_class: type, field: dataclasses.Field, annotation: Any) ->
     kwargs: dict[str, Any] = {"dest": field.name, "default": field.default, "help": _help(spec.help, field.default)}
     base = _without_none(annotation)
     if base is bool:
-        kwargs["action"] = argparse.BooleanOptionalAction if field.default is True else "store_true"
+        switch_off = field.default is True or field.default is None  # None: on, off, or left to the program
+        kwargs["action"] = argparse.BooleanOptionalAction if switch_off else "store_true"
         return kwargs
     element, many = _element_type(base)
     converter = spec.type or element
@@ -173,7 +178,40 @@ def _argument(options_class: type, field: dataclasses.Field, annotation: Any) ->
         kwargs["const"] = spec.const
     if spec.choices is not None:  # a callable gives the choices of now (e.g. a format registered since import)
         kwargs["choices"] = tuple(spec.choices()) if callable(spec.choices) else spec.choices
+        if all(isinstance(c, str) for c in kwargs["choices"]):
+            kwargs["type"] = _any_case(converter, kwargs["choices"])
     return kwargs
+
+
+def _case_map(choices: Sequence[Any]) -> dict[str, str]:
+    """Lower-cased spelling -> declared spelling, for string choices that stay distinct in any case."""
+    lowered: dict[str, str] = {}
+    for choice in choices:
+        if isinstance(choice, str):
+            lowered.setdefault(choice.lower(), choice)
+    return lowered
+
+
+def _canonical_choices(value: Any, choices: Sequence[Any]) -> Any:
+    """`value` (or each of a list's values) in the spelling `choices` declare it; anything else unchanged."""
+    lowered = _case_map(choices)
+
+    def canonical(v: Any) -> Any:
+        return lowered.get(v.lower(), v) if isinstance(v, str) and v not in choices else v
+
+    return type(value)(canonical(v) for v in value) if isinstance(value, (list, tuple)) else canonical(value)
+
+
+def _any_case(converter: Callable[[str], Any], choices: Sequence[str]) -> Callable[[str], Any]:
+    """The argparse converter for string choices: `sgd` -> `SGD`; an unknown value is left for argparse to refuse."""
+    lowered = _case_map(choices)
+
+    def convert(text: str) -> Any:
+        value = converter(text)
+        return lowered.get(value.lower(), value) if isinstance(value, str) else value
+
+    convert.__name__ = getattr(converter, "__name__", "value")  # argparse names the converter in its errors
+    return convert
 
 
 def _without_none(annotation: Any) -> Any:
