@@ -24,7 +24,9 @@ from dataio.augment import (
     random_perspective,
 )
 from dataio.augmentation_hyp import AugmentationHyp
-from dataio.image_io import ImageReadError, read_image
+from dataio.disk_cache import build_disk_cache
+from dataio.disk_cache import load_image as load_original
+from dataio.image_io import ImageReadError
 from dataio.label_checks import Problem
 from dataio.rect import aspect_order, rect_batch_shapes
 from dataio.scan import load_or_scan
@@ -76,7 +78,7 @@ class YoloDataset(Dataset):
         single_cls: bool = False,
         nc: int | None = None,
         cache_dir: str | Path | None = None,
-        cache_images: bool = False,
+        cache_images: bool | str = False,
         seed: int = 0,
         prefix: str = "",
     ) -> None:
@@ -115,7 +117,10 @@ class YoloDataset(Dataset):
 
         self._images: list[np.ndarray | None] | None = None
         self._unreadable_reported: set[str] = set()
-        if cache_images:
+        # True or "ram": resized images in memory; "disk": decoded once into .npy files beside the images
+        if cache_images == "disk":
+            build_disk_cache(self.image_files, prefix)
+        elif cache_images:
             self._cache_images()
 
     # -- the trainer's controls -------------------------------------------------------------------------
@@ -212,7 +217,7 @@ class YoloDataset(Dataset):
             LOGGER.warning(f"{self.prefix}{message}: changed or removed since the scan, skipped")
 
     def _read_resized(self, index: int) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
-        image = read_image(self.image_files[index])
+        image = load_original(self.image_files[index])  # a fresh .npy of --cache disk, else the file decoded
         h0, w0 = image.shape[:2]
         ratio = self.imgsz / max(h0, w0)
         if ratio != 1:

@@ -14,11 +14,12 @@ from engine.val_data import validation_dataset
 from utils import distributed as dist_utils
 
 
-def cache_images(options: TrainOptions, source: Any) -> bool:
-    """--cache ram/none, or auto: keep resized images in RAM when the split needs under 1 GB for it."""
+def cache_images(options: TrainOptions, source: Any) -> bool | str:
+    """What YoloDataset's `cache_images` gets for --cache: "ram", "disk", False (none), or for auto "ram" when the
+    split's resized images need under 1 GB."""
     if options.cache != "auto":
-        return options.cache == "ram"
-    return len(list_images(source)) * options.imgsz**2 * 3 < 1e9
+        return options.cache if options.cache in ("ram", "disk") else False
+    return "ram" if len(list_images(source)) * options.imgsz**2 * 3 < 1e9 else False
 
 
 def training_loader(

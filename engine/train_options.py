@@ -9,7 +9,7 @@ from typing import Any
 from engine.optim import OPTIMIZERS
 from utils.options import check_options, option
 
-CACHE_MODES = ("auto", "ram", "none")
+CACHE_MODES = ("auto", "ram", "disk", "none")
 
 
 def _freeze_problem(spec: str) -> str | None:
@@ -50,6 +50,7 @@ class TrainOptions:
     close_mosaic: int = option(10, help="turn mosaic off for the last N epochs", minimum=0)
     multi_scale: bool = option(False, help="vary the image size +/-50% per batch")
     rect: bool = option(False, help="rectangular training batches (no mosaic)")
+    noautoanchor: bool = option(False, help="keep the config's anchors: no AutoAnchor check or refit (anchor heads)")
     single_cls: bool = option(False, help="train all classes as one")
     sync_bn: bool = option(False, help="SyncBatchNorm under DDP")
     workers: int | None = option(
@@ -59,7 +60,12 @@ class TrainOptions:
         minimum=0,
     )
     cache: str = option(
-        "auto", help="keep decoded, resized images in RAM (auto: when the split needs under 1 GB)", choices=CACHE_MODES
+        "auto",
+        help="ram: keep decoded, resized images in memory; disk: decode each image once into a .npy file beside it; "
+        "auto: ram when the split needs under 1 GB; a bare --cache is ram (as YOLOv5)",
+        choices=CACHE_MODES,
+        nargs="?",
+        const="ram",
     )
     device: str = option("", help="cpu, 0, 0,1 or cuda:0 (default: CUDA if available)")
     project: str = option("runs/train", help="save the run to <project>/<name>")

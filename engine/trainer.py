@@ -133,8 +133,11 @@ class Trainer:
         if o.label_smoothing:
             self.hyp = self.hyp.replace(label_smoothing=o.label_smoothing)
         self.build_data(model)
-        if self.resume_checkpoint is None:
-            model.head.prepare_training(self.train_set, self.hyp, o.imgsz, o.seed)  # e.g. AutoAnchor
+        # The head's preparation is AutoAnchor (anchor heads; DFL heads have none): --noautoanchor skips it
+        if self.resume_checkpoint is None and not o.noautoanchor:
+            model.head.prepare_training(self.train_set, self.hyp, o.imgsz, o.seed)
+        elif o.noautoanchor and hasattr(model.head, "anchors"):
+            LOGGER.info("AutoAnchor off (--noautoanchor): training with the anchors the model has")
         freeze_layers(model, o.freeze)
         if o.bn_momentum is not None:
             set_batchnorm_momentum(model, o.bn_momentum)

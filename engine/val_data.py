@@ -28,7 +28,7 @@ def validation_dataset(
     nc: int | None = None,
     seed: int = 0,
     prefix: str = "val: ",
-    cache_images: bool = False,
+    cache_images: bool | str = False,
 ) -> YoloDataset:
     """The images and labels of a validation split, unaugmented, letterboxed as this module's docstring says."""
     return YoloDataset(
