@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import warnings
 from pathlib import Path
 
@@ -60,9 +61,26 @@ def gflops(model: nn.Module, imgsz: int | tuple[int, int] = 640, in_channels: in
     return macs * 2 / 1e9 * (height / stride) * (width / stride)
 
 
-def summary_line(name: str, model: nn.Module, imgsz: int = 640) -> str:
-    """`NAME summary: L layers, P parameters, G GFLOPs` (layers = modules, as the references count)."""
-    flops = gflops(model, imgsz, getattr(model, "in_channels", 3))
+# GFLOPs per (config, input channels, fused, size) for `summary_line(remember=True)`: profiling copies the model
+# and runs it with counters (0.2-1 s), and a process that trains one config many times (tests, sweeps) needs it once.
+_REMEMBERED_GFLOPS: dict[str, float | None] = {}
+
+
+def remembered_gflops(model: DetectionModel, imgsz: int = 640) -> float | None:
+    """`gflops(model, imgsz)`, computed once per config in this process (the figure depends on nothing else)."""
+    key = json.dumps([model.yaml, model.in_channels, model.is_fused, imgsz], sort_keys=True, default=str)
+    if key not in _REMEMBERED_GFLOPS:
+        _REMEMBERED_GFLOPS[key] = gflops(model, imgsz, model.in_channels)
+    return _REMEMBERED_GFLOPS[key]
+
+
+def summary_line(name: str, model: nn.Module, imgsz: int = 640, remember: bool = False) -> str:
+    """`NAME summary: L layers, P parameters, G GFLOPs` (layers = modules, as the references count); `remember`
+    reuses the GFLOPs of a DetectionModel of the same config measured earlier in this process."""
+    if remember and isinstance(model, DetectionModel):
+        flops = remembered_gflops(model, imgsz)
+    else:
+        flops = gflops(model, imgsz, getattr(model, "in_channels", 3))
     flops_text = f", {flops:.1f} GFLOPs" if flops is not None else ""
     return f"{name} summary: {len(list(model.modules()))} layers, {count_parameters(model):,} parameters{flops_text}"
 

@@ -13,9 +13,11 @@ from engine.hooks.close_mosaic import CloseMosaicHook
 from engine.hooks.csv_log import CSVLogHook
 from engine.hooks.early_stopping import EarlyStoppingHook
 from engine.hooks.ema import EMAHook
+from engine.hooks.epoch_line import EpochLineHook
 from engine.hooks.evaluation import EvaluationHook
 from engine.hooks.logger import LoggerHook, epoch_scalars
 from engine.hooks.lr_schedule import LRScheduleHook
+from engine.hooks.model_summary import ModelSummaryHook
 from engine.hooks.nonfinite_loss import NonFiniteLossError, NonFiniteLossHook
 from engine.hooks.plots import PlotsHook
 from engine.hooks.progress import ProgressBarHook
@@ -26,6 +28,7 @@ from engine.hooks.tensorboard_log import TensorBoardHook
 def default_hooks() -> list[Hook]:
     """A fresh list of the standard hooks, in the order they run for each event."""
     return [
+        ModelSummaryHook(),  # the layer table and summary line, before anything else is logged
         LRScheduleHook(),  # warm-up per step, schedule per epoch
         NonFiniteLossHook(),  # skips batches whose loss is NaN or infinite; stops after --max-nan-steps in a row
         CloseMosaicHook(),
@@ -36,6 +39,7 @@ def default_hooks() -> list[Hook]:
         PlotsHook(),  # before the loggers, which log the images it writes
         CSVLogHook(),
         TensorBoardHook(),
+        EpochLineHook(),  # the epoch's losses and metrics as one stdout line (the bar's numbers go to stderr)
         EarlyStoppingHook(),  # before the checkpoint, which records whether training is over
         CheckpointHook(),  # after evaluation: saves its metrics; after_train: strips best.pt and last.pt
         RunSummaryHook(),
@@ -51,11 +55,13 @@ __all__ = [
     "CloseMosaicHook",
     "EMAHook",
     "EarlyStoppingHook",
+    "EpochLineHook",
     "EvaluationHook",
     "Hook",
     "HookList",
     "LRScheduleHook",
     "LoggerHook",
+    "ModelSummaryHook",
     "NonFiniteLossError",
     "NonFiniteLossHook",
     "PlotsHook",

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import resource
+import sys
 from typing import TYPE_CHECKING
 
 import torch
 from tqdm import tqdm
 
 from engine.hooks.base import Hook
-from utils.logging import LOGGER
 
 if TYPE_CHECKING:
     from engine.trainer import Trainer
@@ -23,8 +23,10 @@ class ProgressBarHook(Hook):
 
     def before_epoch(self, trainer: Trainer) -> None:
         header = ("Epoch", "mem", *trainer.loss_fn.names, "Instances", "Size")
-        LOGGER.info(("\n" + "%11s" * len(header)) % header)
-        self.bar = tqdm(total=trainer.num_batches, bar_format="{l_bar}{bar:10}{r_bar}")
+        # on the bar's stream (stderr): the header labels the bar's numbers, and a log of stdout alone, which has
+        # the epoch's values as one line (EpochLineHook), would otherwise show headers with nothing under them
+        tqdm.write(("\n" + "%11s" * len(header)) % header, file=sys.stderr)
+        self.bar = tqdm(total=trainer.num_batches, bar_format="{l_bar}{bar:10}{r_bar}", file=sys.stderr)
 
     def after_step(self, trainer: Trainer) -> None:
         losses = trainer.mean_losses.tolist()
