@@ -3,7 +3,7 @@ videos, label files and crops written to `runs/detect/expN/`, and a log line per
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,10 +11,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from engine.backends import Backend
 from engine.formats import load_backend
 from engine.predict import Detections, Predictor, Timings
 from engine.predict_options import PREDICT_DEFAULTS as D
 from engine.predict_options import SAMPLE_IMAGES as SAMPLE_IMAGES  # where tests and users look for it
+from engine.predict_options import PredictOptions
 from engine.sources import Frame, Source
 from engine.weights import resolve_weights
 from utils.annotate import draw_detections
@@ -89,6 +91,114 @@ def save_crops(
         cv2.imwrite(str(increment_path(folder / f"{safe_name(stem)}.jpg")), image[y1:y2, x1:x2])
 
 
+@dataclass
+class FramePrediction:
+    """One frame's detections as the detect run produced them, with the frame and the stage timings."""
+
+    frame: Frame
+    result: Detections
+    timings: Timings
+    input_shape: tuple[int, ...]  # (h, w) the network saw
+
+
+class DetectStream:
+    """detect()'s work one frame at a time: iterating it yields a FramePrediction per frame and saves what the
+    options ask for as it goes, so a long video never holds more than one frame. `run` fills in as it goes
+    (save_dir, failures, saved files; mean `speed` at the end); it keeps no per-frame results itself.
+
+    `backend` runs instead of loading `options.weights` (the Python API's model in memory).
+    """
+
+    def __init__(self, options: PredictOptions, backend: Backend | None = None) -> None:
+        self.options = options
+        self.backend = backend
+        self.predictor: Predictor | None = None
+        self.run: DetectRun | None = None
+
+    def __iter__(self) -> Iterator[FramePrediction]:
+        o = self.options
+        save_images = not o.nosave
+        target_dir = (Path(o.project) if o.project else Path(o.runs_dir) / "detect") / o.name
+        # claimed before anything is loaded (an exclusive create: runs started together get exp and exp2), and
+        # removed again if the run fails before writing into it; nothing is created when nothing is saved
+        claimed = claim_run_dir(target_dir, o.exist_ok) if save_images or o.save_txt or o.save_crop else None
+        save_dir = claimed.path if claimed else increment_path(target_dir, o.exist_ok)
+        with claimed or nullcontext():
+            weights = resolve_weights(o.weights, o.runs_dir) if self.backend is None else None
+            frames = Source(o.source, o.vid_stride)  # before loading the model: a bad source fails fast
+            backend = self.backend if self.backend is not None else load_backend(weights, o.device, o.half)
+            predictor = Predictor(backend, o.imgsz, o.conf_thres, o.iou_thres, o.classes, o.agnostic_nms, o.max_det)
+            self.predictor, self.run = predictor, DetectRun(save_dir)
+            run = self.run
+            if o.save_txt:
+                (save_dir / "labels").mkdir(exist_ok=True)
+            size = f"{predictor.imgsz[0]}x{predictor.imgsz[1]}"
+            LOGGER.info(f"{backend.format} model {backend.path or '(in memory)'} on {backend.device}, input {size}")
+
+            videos = _VideoWriters()
+            count = 0
+            try:
+                for frame in frames:
+                    (result,), timings = predictor.predict([frame.image], [frame.path])
+                    count += 1
+                    run.speed.preprocess += timings.preprocess
+                    run.speed.inference += timings.inference
+                    run.speed.nms += timings.nms
+                    h, w = predictor.last_input_shape
+                    LOGGER.info(f"{frame.describe()}: {h}x{w} {result.summary()}, {timings.describe()}")
+                    self._save(frame, result, save_dir, videos)
+                    yield FramePrediction(frame, result, timings, predictor.last_input_shape)
+            finally:
+                videos.release()
+
+            run.failures = frames.failures
+            count = max(count, 1)
+            run.speed = Timings(run.speed.preprocess / count, run.speed.inference / count, run.speed.nms / count)
+            LOGGER.info(
+                f"Speed: {run.speed.preprocess:.1f}ms pre-process, {run.speed.inference:.1f}ms inference, "
+                f"{run.speed.nms:.1f}ms NMS per image at input size {predictor.imgsz[0]}x{predictor.imgsz[1]}"
+                + (" (letterboxed to the minimum rectangle)" if predictor.rect else "")
+            )
+            if run.failures:
+                LOGGER.warning(f"{len(run.failures)} input(s) skipped: {', '.join(path for path, _ in run.failures)}")
+            if save_images or o.save_txt or o.save_crop:
+                labels = (
+                    f", {len(list((save_dir / 'labels').glob('*.txt')))} label files in {save_dir / 'labels'}"
+                    if o.save_txt
+                    else ""
+                )
+                LOGGER.info(f"Results saved to {save_dir}{labels}")
+
+    def _save(self, frame: Frame, result: Detections, save_dir: Path, videos: _VideoWriters) -> None:
+        """The frame's label file, crops and annotated image or video frame, as the options ask."""
+        o, run = self.options, self.run
+        output_name = _output_name(frame)  # from the source's file name: made safe to join with save_dir
+        stem = Path(output_name).stem + (f"_{frame.frame}" if frame.frame else "")
+        if o.save_txt:
+            lines = result.label_lines(o.save_conf)
+            path_inside(save_dir / "labels", f"{stem}.txt").write_text("".join(f"{line}\n" for line in lines))
+        if o.save_crop:
+            save_crops(frame.image, result, save_dir / "crops", stem)
+        if not o.nosave:
+            annotated = draw_detections(
+                frame.image.copy(),
+                result.boxes,
+                result.classes,
+                result.scores,
+                result.names,
+                o.line_thickness,
+                o.hide_labels,
+                o.hide_conf,
+            )
+            target = path_inside(save_dir, output_name)
+            if frame.kind in ("video", "stream"):
+                if videos.write(target, annotated, frame.fps):
+                    run.saved.append(target)
+            else:
+                cv2.imwrite(str(target), annotated)
+                run.saved.append(target)
+
+
 def detect(
     source: str | Path | int | np.ndarray | Sequence = D.source,
     weights: str | Path | None = D.weights,
@@ -117,78 +227,10 @@ def detect(
 
     Without `weights` the newest `<runs_dir>/train/*/weights/best.pt` is used. Outputs go to
     `<project>/<name>` (default `<runs_dir>/detect/exp`, numbered exp2, exp3, ... unless `exist_ok`).
+    Every frame's detections are kept in the returned run; `DetectStream` gives them one at a time instead.
     """
-    save_images = not nosave
-    target_dir = (Path(project) if project else Path(runs_dir) / "detect") / name
-    # claimed before anything is loaded (an exclusive create: runs started together get exp and exp2), and
-    # removed again if the run fails before writing into it; nothing is created when nothing is saved
-    claimed = claim_run_dir(target_dir, exist_ok) if save_images or save_txt or save_crop else None
-    save_dir = claimed.path if claimed else increment_path(target_dir, exist_ok)
-    with claimed or nullcontext():
-        weights = resolve_weights(weights, runs_dir)
-        frames = Source(source, vid_stride)  # before loading the model: a bad source fails fast
-        backend = load_backend(weights, device, half)
-        predictor = Predictor(backend, imgsz, conf_thres, iou_thres, classes, agnostic_nms, max_det)
-        run = DetectRun(save_dir)
-        if save_txt:
-            (save_dir / "labels").mkdir(exist_ok=True)
-        size = f"{predictor.imgsz[0]}x{predictor.imgsz[1]}"
-        LOGGER.info(f"{backend.format} model {backend.path} on {backend.device}, input {size}")
-
-        videos = _VideoWriters()
-        try:
-            for frame in frames:
-                (result,), timings = predictor.predict([frame.image], [frame.path])
-                run.results.append(result)
-                run.speed.preprocess += timings.preprocess
-                run.speed.inference += timings.inference
-                run.speed.nms += timings.nms
-                h, w = predictor.last_input_shape
-                LOGGER.info(f"{frame.describe()}: {h}x{w} {result.summary()}, {timings.describe()}")
-
-                output_name = _output_name(frame)  # from the source's file name: made safe to join with save_dir
-                stem = Path(output_name).stem + (f"_{frame.frame}" if frame.frame else "")
-                if save_txt:
-                    lines = result.label_lines(save_conf)
-                    path_inside(save_dir / "labels", f"{stem}.txt").write_text("".join(f"{line}\n" for line in lines))
-                if save_crop:
-                    save_crops(frame.image, result, save_dir / "crops", stem)
-                if save_images:
-                    annotated = draw_detections(
-                        frame.image.copy(),
-                        result.boxes,
-                        result.classes,
-                        result.scores,
-                        result.names,
-                        line_thickness,
-                        hide_labels,
-                        hide_conf,
-                    )
-                    target = path_inside(save_dir, output_name)
-                    if frame.kind in ("video", "stream"):
-                        if videos.write(target, annotated, frame.fps):
-                            run.saved.append(target)
-                    else:
-                        cv2.imwrite(str(target), annotated)
-                        run.saved.append(target)
-        finally:
-            videos.release()
-
-        run.failures = frames.failures
-        count = max(len(run.results), 1)
-        run.speed = Timings(run.speed.preprocess / count, run.speed.inference / count, run.speed.nms / count)
-        LOGGER.info(
-            f"Speed: {run.speed.preprocess:.1f}ms pre-process, {run.speed.inference:.1f}ms inference, "
-            f"{run.speed.nms:.1f}ms NMS per image at input size {predictor.imgsz[0]}x{predictor.imgsz[1]}"
-            + (" (letterboxed to the minimum rectangle)" if predictor.rect else "")
-        )
-        if run.failures:
-            LOGGER.warning(f"{len(run.failures)} input(s) skipped: {', '.join(path for path, _ in run.failures)}")
-        if save_images or save_txt or save_crop:
-            labels = (
-                f", {len(list((save_dir / 'labels').glob('*.txt')))} label files in {save_dir / 'labels'}"
-                if save_txt
-                else ""
-            )
-            LOGGER.info(f"Results saved to {save_dir}{labels}")
-        return run
+    options = PredictOptions(**locals())  # the first statement: locals() holds exactly the parameters
+    stream = DetectStream(options)
+    results = [prediction.result for prediction in stream]
+    stream.run.results = results
+    return stream.run

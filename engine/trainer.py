@@ -164,6 +164,10 @@ class Trainer:
                 remove_orphan_temp_files(directory)
             write_run_files(self.save_dir, o, self.hyp)
 
+    def model_config(self) -> str | dict[str, Any]:
+        """The config a new run builds its model from: --cfg (the Python API's model object gives its own)."""
+        return self.options.cfg
+
     def build_model(self) -> DetectionModel:
         """The model from --cfg (with --weights / --backbone-weights), or the resumed checkpoint's."""
         o, ckpt = self.options, self.resume_checkpoint
@@ -171,7 +175,7 @@ class Trainer:
             model = DetectionModel(ckpt["model_yaml"], in_channels=ckpt["in_channels"])
             model.load_state_dict(ckpt["model"])
             return model
-        model = DetectionModel(o.cfg, nc=1 if o.single_cls else self.data.nc, scale=o.scale)
+        model = DetectionModel(self.model_config(), nc=1 if o.single_cls else self.data.nc, scale=o.scale)
         model.names = {0: "item"} if o.single_cls else dict(self.data.names)
         if o.weights:
             transfer_weights(model, o.weights)

@@ -29,6 +29,7 @@ from utils.errors import OptionError
 from utils.files import claim_run_dir
 from utils.logging import LOGGER
 
+IN_MEMORY = "model"  # the name messages and the COCO JSON use for a model passed in memory
 DEFAULT_DATA = "trees.yaml"  # for models that do not record their training data (built in memory, older exports)
 
 
@@ -101,21 +102,25 @@ def _classes(names: dict[int, str], shown: int = 5) -> str:
     return f"{len(names)} {'class' if len(names) == 1 else 'classes'} ({listed})"
 
 
-def run_val(options: ValOptions) -> ValidationResult:
+def run_val(options: ValOptions, backend: Backend | None = None) -> ValidationResult:
     """Validate weights on a data split; returns the metrics (and writes plots, txt and JSON as asked).
 
-    The run directory is claimed first (an exclusive create: two runs started together get exp and exp2) and
-    removed again if the run fails before writing anything into it."""
+    `backend` is validated instead of loading `options.weights` (the Python API's model in memory). The run
+    directory is claimed first (an exclusive create: two runs started together get exp and exp2) and removed
+    again if the run fails before writing anything into it."""
     if options.task not in TASKS:
         raise OptionError(f"--task {options.task!r}: use one of {', '.join(TASKS)}")
     with claim_run_dir(Path(options.project) / options.name, options.exist_ok) as run_dir:
-        return _validate_into(options, run_dir.path)
+        return _validate_into(options, run_dir.path, backend)
 
 
-def _validate_into(options: ValOptions, save_dir: Path) -> ValidationResult:
+def _validate_into(options: ValOptions, save_dir: Path, backend: Backend | None = None) -> ValidationResult:
     """run_val's work, with its outputs in `save_dir`."""
-    weights = resolve_weights(options.weights, options.runs_dir)
-    backend = load_backend(weights, options.device, options.half)
+    if backend is None:
+        weights = resolve_weights(options.weights, options.runs_dir)
+        backend = load_backend(weights, options.device, options.half)
+    else:
+        weights = Path(backend.path or IN_MEMORY)  # how messages and file names refer to it
     data, single_cls = _validation_data(options, backend, weights)
     requested_imgsz = options.imgsz or max(backend.default_imgsz)
     if not options.imgsz:

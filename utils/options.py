@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -240,3 +241,28 @@ def _help(text: str, default: Any) -> str:
         return text
     shown = " ".join(str(v) for v in default) if isinstance(default, (list, tuple)) else str(default)
     return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+def options_from_keywords(options_class: type[OptionsT], values: dict[str, Any], caller: str) -> OptionsT:
+    """`options_class` from Python keywords, as a script's flags would give it: field names, or the flags' aliases
+    as keywords (`img_size=64` or `img=64` for `imgsz`, `batch=8` for `batch_size`, `conf=0.5`).
+
+    An unknown keyword is an OptionError naming `caller` and the closest option names; values are checked as
+    on the command line (`check_options`)."""
+    fields = {field.name: field for field in dataclasses.fields(options_class)}
+    aliases = {
+        alias.lstrip("-").replace("-", "_"): name
+        for name, field in fields.items()
+        for alias in getattr(field.metadata.get(_METADATA_KEY), "aliases", ())
+    }
+    resolved: dict[str, Any] = {}
+    for key, value in values.items():
+        name = key if key in fields else aliases.get(key)
+        if name is None:
+            close = difflib.get_close_matches(key, [*fields, *aliases], n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else f"options: {', '.join(fields)}"
+            raise OptionError(f"{caller}: unknown option {key!r}; {hint}")
+        if name in resolved:
+            raise OptionError(f"{caller}: {key!r} and another spelling of {name!r} both given")
+        resolved[name] = value
+    return options_class(**resolved)
