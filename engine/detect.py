@@ -117,11 +117,10 @@ class DetectStream:
 
     def __iter__(self) -> Iterator[FramePrediction]:
         o = self.options
-        save_images = not o.nosave
         target_dir = (Path(o.project) if o.project else Path(o.runs_dir) / "detect") / o.name
         # claimed before anything is loaded (an exclusive create: runs started together get exp and exp2), and
         # removed again if the run fails before writing into it; nothing is created when nothing is saved
-        claimed = claim_run_dir(target_dir, o.exist_ok) if save_images or o.save_txt or o.save_crop else None
+        claimed = claim_run_dir(target_dir, o.exist_ok) if not o.nosave or o.save_txt or o.save_crop else None
         save_dir = claimed.path if claimed else increment_path(target_dir, o.exist_ok)
         with claimed or nullcontext():
             weights = resolve_weights(o.weights, o.runs_dir) if self.backend is None else None
@@ -154,20 +153,22 @@ class DetectStream:
             run.failures = frames.failures
             count = max(count, 1)
             run.speed = Timings(run.speed.preprocess / count, run.speed.inference / count, run.speed.nms / count)
-            LOGGER.info(
-                f"Speed: {run.speed.preprocess:.1f}ms pre-process, {run.speed.inference:.1f}ms inference, "
-                f"{run.speed.nms:.1f}ms NMS per image at input size {predictor.imgsz[0]}x{predictor.imgsz[1]}"
-                + (" (letterboxed to the minimum rectangle)" if predictor.rect else "")
-            )
-            if run.failures:
-                LOGGER.warning(f"{len(run.failures)} input(s) skipped: {', '.join(path for path, _ in run.failures)}")
-            if save_images or o.save_txt or o.save_crop:
-                labels = (
-                    f", {len(list((save_dir / 'labels').glob('*.txt')))} label files in {save_dir / 'labels'}"
-                    if o.save_txt
-                    else ""
-                )
-                LOGGER.info(f"Results saved to {save_dir}{labels}")
+            self._report()
+
+    def _report(self) -> None:
+        """The closing lines: mean speed, skipped inputs, where the outputs went."""
+        o, run, predictor = self.options, self.run, self.predictor
+        LOGGER.info(
+            f"Speed: {run.speed.preprocess:.1f}ms pre-process, {run.speed.inference:.1f}ms inference, "
+            f"{run.speed.nms:.1f}ms NMS per image at input size {predictor.imgsz[0]}x{predictor.imgsz[1]}"
+            + (" (letterboxed to the minimum rectangle)" if predictor.rect else "")
+        )
+        if run.failures:
+            LOGGER.warning(f"{len(run.failures)} input(s) skipped: {', '.join(path for path, _ in run.failures)}")
+        if not o.nosave or o.save_txt or o.save_crop:
+            labels_dir = run.save_dir / "labels"
+            labels = f", {len(list(labels_dir.glob('*.txt')))} label files in {labels_dir}" if o.save_txt else ""
+            LOGGER.info(f"Results saved to {run.save_dir}{labels}")
 
     def _save(self, frame: Frame, result: Detections, save_dir: Path, videos: _VideoWriters) -> None:
         """The frame's label file, crops and annotated image or video frame, as the options ask."""
