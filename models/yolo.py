@@ -27,7 +27,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cfg", default="yolov5s.yaml", help="model YAML: a name under cfg/ or a path")
     parser.add_argument("--nc", type=int, default=None, help="override the number of classes")
     parser.add_argument("--scale", default=None, help="scale letter for configs with `scales` (n/s/m/l/x)")
-    parser.add_argument("--imgsz", type=positive_int, default=640, help="image size for GFLOPs and the fuse check")
+    parser.add_argument(
+        "--imgsz",
+        "--img",
+        "--img-size",
+        type=positive_int,
+        default=640,
+        help="image size for GFLOPs and the fuse check",
+    )
     parser.add_argument("--fuse", action="store_true", help="also fuse, print the fused summary and the max difference")
     return parser.parse_args(argv)
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import models.heads.anchor_detect
+import models.yolo
 from dataio.dataset import YoloDataset
 from dataio.disk_cache import npy_path
 from dataio.image_io import read_image
@@ -30,6 +31,7 @@ from utils.options import options_from_keywords, parse_options
 def test_every_script_takes_the_image_size_aliases(options_class: type, flag: str) -> None:
     imgsz = parse_options(options_class, [flag, "96"]).imgsz
     assert imgsz in (96, [96])
+    assert models.yolo.parse_args([flag, "96"]).imgsz == 96  # python models/yolo.py, the summary script
 
 
 def test_choices_in_any_case_are_stored_as_declared() -> None:
