@@ -21,6 +21,8 @@ from engine.predict_options import PredictOptions
 from engine.train_options import TrainOptions
 from engine.trainer import Trainer
 from engine.val_options import ValOptions
+from models.detection_model import DetectionModel
+from models.summary import gflops
 from tests.synthetic_data import make_synthetic_dataset
 from utils.errors import OptionError
 from utils.options import options_from_keywords, parse_options
@@ -106,3 +108,28 @@ def test_disk_cache_ignores_stale_and_unsafe_files(tmp_path: Path) -> None:
     for image in images:  # both rewritten from the images themselves
         cached = np.load(npy_path(image), allow_pickle=False)
         assert cached.shape == (64, 64, 3) and np.array_equal(cached, read_image(image))
+
+
+class _Breaks(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("cannot be traced")
+
+
+def test_training_summary_profiles_in_place_and_leaves_the_model_as_it_was() -> None:
+    """The summary at the start of training profiles the live model (no copy): same GFLOPs as on a copy, and no
+    counter buffer or hook left behind, even when the profile fails half-way."""
+    model = DetectionModel("yolov5n.yaml", nc=2)
+    keys = list(model.state_dict())
+    assert gflops(model, in_place=True) == gflops(model) > 0
+    assert list(model.state_dict()) == keys and model.training
+    broken = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), _Breaks())
+    assert gflops(broken, in_place=True) is None
+    assert not any(m._forward_hooks for m in broken.modules()) and list(broken.state_dict()) == [
+        "0.weight",
+        "0.bias",
+        "1.weight",
+        "1.bias",
+        "1.running_mean",
+        "1.running_var",
+        "1.num_batches_tracked",
+    ]
