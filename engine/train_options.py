@@ -10,6 +10,7 @@ from engine.optim import OPTIMIZERS
 from utils.options import check_options, option
 
 CACHE_MODES = ("auto", "ram", "disk", "none")
+DEFAULT_CFG = "yolov5s_mobileone.yaml"  # the model when neither --cfg nor --weights names one
 
 
 def _freeze_problem(spec: str) -> str | None:
@@ -23,7 +24,9 @@ def _freeze_problem(spec: str) -> str | None:
 class TrainOptions:
     """Everything a training run depends on (saved in checkpoints as `train_args`, so --resume restores it)."""
 
-    cfg: str = option("yolov5s_mobileone.yaml", help="model YAML: a name under cfg/ or a path")
+    cfg: str | None = option(
+        None, help=f"model YAML: a name under cfg/ or a path (default: the --weights file's model, else {DEFAULT_CFG})"
+    )
     data: str = option("trees.yaml", help="dataset YAML: a name under data/ or a path")
     hyp: str | None = option(None, help="hyperparameter YAML (default: the loss's data/hyps/hyp.scratch-*.yaml)")
     loss: str | None = option(
@@ -32,7 +35,9 @@ class TrainOptions:
         "AnchorLoss is YOLOv5's loss exactly, with data/hyps/hyp.scratch-yolov5.yaml",
     )
     weights: str | None = option(
-        None, help="initial weights: a checkpoint of this project, matching tensors transferred"
+        None,
+        help="initial weights, every tensor of matching name and shape transferred: a checkpoint of this project, "
+        "or a YOLOv5 / ultralytics .pt (imported safely: nothing in the file runs)",
     )
     backbone_weights: str | None = option(None, help="local checkpoint for the backbone stage (timm/official)")
     scale: str | None = option(None, help="scale letter n/s/m/l/x for configs with `scales` (default: from the name)")

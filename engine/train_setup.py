@@ -14,6 +14,7 @@ import yaml
 
 from engine.hyperparameters import Hyperparameters
 from engine.train_options import TrainOptions
+from models.checkpoint_model import read_weights
 from models.detection_model import DetectionModel
 from utils.atomic_write import atomic_write
 from utils.checkpoint import CheckpointError, load_checkpoint
@@ -76,16 +77,31 @@ def write_run_files(save_dir: Path, options: TrainOptions, hyp: Hyperparameters)
     atomic_write(save_dir / "hyp.yaml", yaml.safe_dump(hyp.to_dict(), sort_keys=False))
 
 
-def transfer_weights(model: nn.Module, path: str) -> None:
-    """--weights: load every tensor of the checkpoint (EMA preferred) whose name and shape match."""
-    ckpt = load_named_checkpoint(path, "--weights")
+def read_named_weights(path: str | Path, argument: str) -> dict[str, Any]:
+    """read_weights (ours, or a YOLOv5 / ultralytics checkpoint imported), with the argument that named the file
+    in its error."""
+    try:
+        return read_weights(path)
+    except CheckpointError as e:
+        raise TrainingError(f"{argument} {e}") from None
+
+
+def transfer_weights(model: nn.Module, ckpt: dict[str, Any], path: str | Path) -> None:
+    """--weights: load every tensor of the checkpoint (EMA preferred) whose name and shape match; the rest (a head
+    for another class count, say) keeps its fresh initialisation, as in YOLOv5 and ultralytics. Logs both."""
     source = ckpt.get("ema") or ckpt["model"]
     target = model.state_dict()
     matched = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
     if not matched:
         raise TrainingError(f"--weights {path}: no tensor matches this model")
     model.load_state_dict(matched, strict=False)
-    LOGGER.info(f"Transferred {len(matched)}/{len(target)} tensors from {path}")
+    fresh = [k for k in target if k not in matched]
+    detail = f"; initialised afresh (name or shape differs): {_listed(fresh)}" if fresh else ""
+    LOGGER.info(f"Transferred {len(matched)}/{len(target)} tensors from {path}{detail}")
+
+
+def _listed(keys: list[str], limit: int = 6) -> str:
+    return ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
 def freeze_layers(model: DetectionModel, spec: str | None) -> None:

@@ -23,12 +23,13 @@ from engine.hooks.base import Callback
 from engine.hyperparameters import checkpoint_hyperparameters, hyperparameters_for
 from engine.optim import build_optimizer
 from engine.train_data import training_loader, validation_loader
-from engine.train_options import TrainOptions
+from engine.train_options import DEFAULT_CFG, TrainOptions
 from engine.train_setup import (
     TrainingError,
     checkpoint_training_done,
     freeze_layers,
     load_resume,
+    read_named_weights,
     resolve_workers,
     set_batchnorm_momentum,
     transfer_weights,
@@ -164,8 +165,9 @@ class Trainer:
                 remove_orphan_temp_files(directory)
             write_run_files(self.save_dir, o, self.hyp)
 
-    def model_config(self) -> str | dict[str, Any]:
-        """The config a new run builds its model from: --cfg (the Python API's model object gives its own)."""
+    def model_config(self) -> str | dict[str, Any] | None:
+        """The config a new run builds its model from: --cfg (the Python API's model object gives its own); None
+        for the --weights file's own model (ours, or YOLOv5 / ultralytics imported), else the default config."""
         return self.options.cfg
 
     def build_model(self) -> DetectionModel:
@@ -175,10 +177,12 @@ class Trainer:
             model = DetectionModel(ckpt["model_yaml"], in_channels=ckpt["in_channels"])
             model.load_state_dict(ckpt["model"])
             return model
-        model = DetectionModel(self.model_config(), nc=1 if o.single_cls else self.data.nc, scale=o.scale)
+        weights = read_named_weights(o.weights, "--weights") if o.weights else None
+        cfg = self.model_config() or (weights["model_yaml"] if weights else DEFAULT_CFG)  # else the weights' model
+        model = DetectionModel(cfg, nc=1 if o.single_cls else self.data.nc, scale=o.scale)
         model.names = {0: "item"} if o.single_cls else dict(self.data.names)
-        if o.weights:
-            transfer_weights(model, o.weights)
+        if weights:
+            transfer_weights(model, weights, o.weights)
         if o.backbone_weights:
             load_backbone_weights(model, o.backbone_weights)
         return model

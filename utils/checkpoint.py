@@ -29,6 +29,11 @@ class CheckpointError(UserError, ValueError):
     """A file that is not a readable checkpoint of this project."""
 
 
+class PickledObjectsError(CheckpointError):
+    """A torch file that pickles Python objects (another framework's checkpoint?), refused by weights-only
+    loading; models/checkpoint_model.read_weights then tries it as a YOLOv5 / ultralytics checkpoint."""
+
+
 # What a file with one of these suffixes is: a model exported from a checkpoint, never a checkpoint itself.
 EXPORT_KINDS = {
     ".onnx": "an ONNX export",
@@ -110,10 +115,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             warnings.simplefilter("ignore")  # e.g. "looks like a TorchScript archive": the error below says it
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{path} is not a checkpoint of this project: {_unreadable_reason(e)}") from None
+        error = PickledObjectsError if _refused_global(e) else CheckpointError
+        raise error(f"{path} is not a checkpoint of this project: {_unreadable_reason(e)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a checkpoint of this project (expected format {CHECKPOINT_FORMAT})")
     return ckpt
+
+
+def _refused_global(error: Exception) -> str | None:
+    """The global a weights-only load refused (the file pickles objects of that class or function), if that was why."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+    return found.group(1) if found else None
 
 
 def _unreadable_reason(error: Exception) -> str:
@@ -122,10 +134,10 @@ def _unreadable_reason(error: Exception) -> str:
     text = str(error)
     if "TorchScript archive" in text:
         return "it is a TorchScript archive (an export, not a checkpoint)"
-    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    refused = _refused_global(error)
     if refused:
         return (
-            f"it pickles Python objects ({refused.group(1)}), which weights-only loading refuses because "
+            f"it pickles Python objects ({refused}), which weights-only loading refuses because "
             "unpickling can run code (a checkpoint of another framework, e.g. YOLOv5 or ultralytics?)"
         )
     if isinstance(error, pickle.UnpicklingError) or "weights_only" in text:
