@@ -71,15 +71,16 @@ def read_foreign_checkpoint(path: str | Path) -> ForeignCheckpoint:
     """Read a YOLOv5 / ultralytics checkpoint file (EMA weights preferred, as both packages do)."""
     path = Path(path)
     ckpt = load_restricted(path)
+    neither = f"{path} is neither a checkpoint of this project nor a YOLOv5 / ultralytics one"
     if not isinstance(ckpt, dict):
-        raise ForeignCheckpointError(f"{path}: not a checkpoint dict (holds {type(ckpt).__name__})")
+        raise ForeignCheckpointError(f"{neither}: it holds a {_type_name(ckpt)}, not a checkpoint dict")
     candidates = [ckpt.get("ema"), ckpt.get("model")]
     model = next((m for m in candidates if isinstance(m, ForeignObject)), None)
     if model is None:
-        raise ForeignCheckpointError(f"{path}: no pickled model under 'model' or 'ema' (keys: {_keys(ckpt)})")
+        raise ForeignCheckpointError(f"{neither}: no pickled model under 'model' or 'ema' (keys: {_keys(ckpt)})")
     package = _package_of(model.foreign_name)
     if package is None:
-        raise ForeignCheckpointError(f"{path}: holds a {model.foreign_name}, not a YOLOv5 or ultralytics model")
+        raise ForeignCheckpointError(f"{neither}: its model is a {model.foreign_name}")
     if model.foreign_name.rsplit(".", 1)[-1] not in ("DetectionModel", "Model"):
         raise ForeignCheckpointError(
             f"{path}: holds a {package} {model.foreign_name.rsplit('.', 1)[-1]}; only detection models import"
@@ -185,6 +186,10 @@ def _training_size(ckpt: dict[str, Any]) -> int | None:
         if isinstance(size, int) and size > 0:
             return size
     return None
+
+
+def _type_name(value: Any) -> str:
+    return value.foreign_name if isinstance(value, ForeignObject) else type(value).__name__
 
 
 def _keys(ckpt: dict[str, Any]) -> str:

@@ -124,7 +124,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def _refused_global(error: Exception) -> str | None:
     """The global a weights-only load refused (the file pickles objects of that class or function), if that was why."""
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+    # torch words it "Unsupported global: GLOBAL x.y", or "unsupported GLOBAL x.y whose module x is blocked"
+    found = re.search(r"unsupported (?:global: )?GLOBAL ([\w.]+)", str(error), re.IGNORECASE)
     return found.group(1) if found else None
 
 
