@@ -164,7 +164,7 @@ def load_restricted(path: str | Path) -> Any:
         raise ForeignFileError(f"{path} is a zip file without a torch pickle (data.pkl)")
     if any(n.endswith("/constants.pkl") for n in names):
         raise ForeignFileError(f"{path} is a TorchScript archive, not a checkpoint")
-    data = path.read_bytes()
+    data = path.read_bytes()  # torch reads the very bytes checked above
     try:
         # weights_only=False only because a pickle_module is given: every global goes through its find_class
         return torch.load(io.BytesIO(data), map_location="cpu", pickle_module=RESTRICTED_PICKLE, weights_only=False)
