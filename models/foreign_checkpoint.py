@@ -40,7 +40,7 @@ class ForeignCheckpoint:
     state: dict[str, torch.Tensor]  # their state dict, in their module order, as float32
     names: dict[int, str]
     stride: list[float]  # the model's strides (`model.stride`)
-    head: ForeignObject  # their Detect module (anchors in grid units for YOLOv5)
+    anchors: torch.Tensor | None  # YOLOv5's Detect anchors (levels, anchors, 2) in grid units; None for YOLO11
     batchnorm_eps: list[float] = field(default_factory=list)  # per BatchNorm, in module order
     imgsz: int | None = None  # the training size, where the checkpoint records it
 
@@ -98,30 +98,52 @@ def read_foreign_checkpoint(path: str | Path) -> ForeignCheckpoint:
         package=package,
         model_class=model.foreign_name,
         yaml=config,
-        state=module_state_dict(model),
+        state=_state_of(model, path),
         names=_names(attributes.get("names"), config.get("nc")),
         stride=_floats(attributes.get("stride")),
-        head=head,
-        batchnorm_eps=[float(m.attributes.get("eps", 1e-5)) for m in _walk(model) if _is_batchnorm(m)],
+        anchors=_mapping(head.attributes.get("_buffers")).get("anchors"),
+        batchnorm_eps=[float(m.attributes.get("eps", 1e-5)) for _, m in _named_modules(model) if _is_batchnorm(m)],
         imgsz=_training_size(ckpt),
         config_name=str(config.get("yaml_file") or attributes.get("yaml_file") or ""),
     )
 
 
+def _state_of(model: ForeignObject, path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return module_state_dict(model)
+    except ForeignCheckpointError as e:
+        raise ForeignCheckpointError(f"{path}: {e}") from None
+
+
 def module_state_dict(module: ForeignObject, prefix: str = "") -> dict[str, torch.Tensor]:
     """The state dict of a placeholder `nn.Module` tree, in `nn.Module.state_dict()`'s order, as float32:
     each module's parameters, then its persistent buffers, then its children."""
-    attributes = module.attributes
     state: dict[str, torch.Tensor] = {}
-    skipped = attributes.get("_non_persistent_buffers_set") or set()
-    for kind in ("_parameters", "_buffers"):
-        for name, tensor in _mapping(attributes.get(kind)).items():
-            if isinstance(tensor, torch.Tensor) and not (kind == "_buffers" and name in skipped):
-                state[prefix + str(name)] = _as_float(tensor)
-    for name, child in _mapping(attributes.get("_modules")).items():
-        if isinstance(child, ForeignObject):
-            state.update(module_state_dict(child, f"{prefix}{name}."))
+    for name, child in _named_modules(module, prefix):
+        attributes = child.attributes
+        skipped = attributes.get("_non_persistent_buffers_set") or set()
+        for kind in ("_parameters", "_buffers"):
+            for key, tensor in _mapping(attributes.get(kind)).items():
+                if isinstance(tensor, torch.Tensor) and not (kind == "_buffers" and key in skipped):
+                    state[name + str(key)] = _as_float(tensor)
     return state
+
+
+def _named_modules(module: ForeignObject, prefix: str = "") -> list[tuple[str, ForeignObject]]:
+    """(key prefix, module) for the tree, parents first, children in order. A shared child is listed under each
+    parent, as state_dict does (YOLOv5 shares one activation module); a module inside itself (a cycle, which a
+    pickle can express) is an error."""
+    found: list[tuple[str, ForeignObject]] = []
+    stack: list[tuple[str, ForeignObject, frozenset[int]]] = [(prefix, module, frozenset())]
+    while stack:
+        name, current, ancestors = stack.pop()
+        if id(current) in ancestors:
+            raise ForeignCheckpointError(f"the pickled model contains itself at '{name}'")
+        found.append((name, current))
+        inside = ancestors | {id(current)}
+        children = _mapping(current.attributes.get("_modules")).items()
+        stack.extend(reversed([(f"{name}{k}.", c, inside) for k, c in children if isinstance(c, ForeignObject)]))
+    return found
 
 
 def _as_float(tensor: torch.Tensor) -> torch.Tensor:
@@ -141,14 +163,6 @@ def _child(module: ForeignObject, name: str) -> ForeignObject | None:
 def _last_child(module: ForeignObject) -> ForeignObject | None:
     children = [c for c in _mapping(module.attributes.get("_modules")).values() if isinstance(c, ForeignObject)]
     return children[-1] if children else None
-
-
-def _walk(module: ForeignObject) -> list[ForeignObject]:
-    found = [module]
-    for child in _mapping(module.attributes.get("_modules")).values():
-        if isinstance(child, ForeignObject):
-            found.extend(_walk(child))
-    return found
 
 
 def _is_batchnorm(module: ForeignObject) -> bool:

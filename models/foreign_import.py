@@ -111,7 +111,8 @@ def _plain(value: Any) -> Any:
 def _configured(path: Path, ours: dict[str, Any], foreign: ForeignCheckpoint) -> dict[str, Any]:
     """Our config with their nc and scaling: a scale letter of ours when their multiples are one of our scales
     (as for the released weights), else their multiples as a one-entry `scales` named 'custom'."""
-    config = {**ours, "yaml_file": path.name, "nc": int(foreign.yaml.get("nc") or len(foreign.names))}
+    nc = foreign.yaml.get("nc")
+    config = {**ours, "yaml_file": path.name, "nc": nc if isinstance(nc, int) and nc > 0 else len(foreign.names)}
     scaling = _their_scaling(foreign)
     scales = ours.get("scales") or {}
     letter = next((k for k, v in scales.items() if _same_scaling(v, scaling)), None)
@@ -131,11 +132,11 @@ def _their_scaling(foreign: ForeignCheckpoint) -> list[float]:
     """[depth, width, max_channels] as their parse_model applies them (YOLOv5: no channel cap)."""
     config = foreign.yaml
     scales, scale = config.get("scales"), config.get("scale")
-    if isinstance(scales, dict) and scales:
-        values = scales.get(scale) if scale in scales else next(iter(scales.values()))
-        if isinstance(values, (list, tuple)) and len(values) == 3:
-            return [float(v) for v in values]
     try:
+        if isinstance(scales, dict) and scales:
+            values = scales.get(scale) if scale in scales else next(iter(scales.values()))
+            if isinstance(values, (list, tuple)) and len(values) == 3:
+                return [float(v) for v in values]
         depth = float(config.get("depth_multiple", 1.0))
         width = float(config.get("width_multiple", 1.0))
         max_channels = float(config.get("max_channels", float("inf")))
@@ -156,7 +157,7 @@ def _same_scaling(values: Any, scaling: list[float]) -> bool:
 
 def _anchors_in_pixels(foreign: ForeignCheckpoint) -> list[list[float]] | None:
     """YOLOv5's anchors as its Detect holds them (grid units, possibly refitted by AutoAnchor), in pixels."""
-    anchors = foreign.head.attributes.get("_buffers", {}).get("anchors")
+    anchors = foreign.anchors
     if not isinstance(anchors, torch.Tensor) or anchors.numel() == 0:
         return None
     stride = torch.tensor(foreign.stride, dtype=torch.float32).view(-1, 1, 1)
