@@ -62,7 +62,8 @@ def import_foreign_checkpoint(path: str | Path) -> dict[str, Any]:
 def foreign_to_model(foreign: ForeignCheckpoint) -> tuple[DetectionModel, ImportReport]:
     """Our model built from the config matching theirs, with their weights; raises when any tensor has no match."""
     config_path, config = matching_config(foreign)
-    model = DetectionModel(config, in_channels=_input_channels(foreign.yaml))
+    # a model saved after their fuse() has no BatchNorm left: ours is then built in its fused form, which matches
+    model = DetectionModel(config, in_channels=_input_channels(foreign.yaml), fused=not foreign.batchnorm_eps)
     model.names = dict(foreign.names) if len(foreign.names) == model.nc else model.names
     report = ImportReport(
         source=foreign.description,

@@ -21,17 +21,20 @@ import torch
 import torch.nn as nn
 
 import val as val_script
+from engine.api import Detector
 from engine.train_options import TrainOptions
 from engine.trainer import Trainer
 from models.checkpoint_model import model_from_checkpoint, read_weights
+from models.foreign_checkpoint import is_foreign_model
 from tests.synthetic_data import make_synthetic_dataset
 from tools import convert_weights as convert_script
 from utils.checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
-from utils.restricted_unpickler import ForeignObject, RestrictedUnpickler, load_restricted
+from utils.restricted_unpickler import ForeignObject, RestrictedUnpickler, load_restricted, placeholder_class
 
 FIXTURES = Path(__file__).parent / "fixtures" / "foreign"
 YOLOV5 = FIXTURES / "yolov5n_nc3.pt"  # YOLOv5n, nc=3, as yolov5's train.py leaves best.pt (stripped, fp16)
 YOLO11 = FIXTURES / "yolo11_w0125_nc3.pt"  # YOLO11 at width 0.125, nc=3, as ultralytics writes last.pt (EMA)
+YOLO11_FUSED = FIXTURES / "yolo11_w0125_nc3_fused.pt"  # the same after ultralytics' fuse(): no BatchNorm
 MARKER = "PAYLOAD_RAN"
 
 
@@ -86,8 +89,12 @@ def test_payloads_become_placeholders_and_never_run(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "path, config, scale, package",
-    [(YOLOV5, "yolov5.yaml", "n", "yolov5"), (YOLO11, "yolo11.yaml", "custom", "ultralytics")],
-    ids=["yolov5", "ultralytics"],
+    [
+        (YOLOV5, "yolov5.yaml", "n", "yolov5"),
+        (YOLO11, "yolo11.yaml", "custom", "ultralytics"),
+        (YOLO11_FUSED, "yolo11.yaml", "custom", "ultralytics"),
+    ],
+    ids=["yolov5", "ultralytics", "ultralytics-fused"],
 )
 def test_fixture_matches_reference_outputs(
     path: Path, config: str, scale: str, package: str, capsys: pytest.CaptureFixture
@@ -105,7 +112,31 @@ def test_fixture_matches_reference_outputs(
     assert _relative_error(output, reference["output"]) <= 1e-4
     assert model.nc == 3 and model.names == {i: f"{'v5' if package == 'yolov5' else 'u8'}class{i}" for i in range(3)}
     assert model.yaml["yaml_file"] == config and model.yaml["scale"] == scale
-    assert model.train_args == {"imgsz": 64}  # their training size: inference defaults to it
+    assert model.is_fused == (path == YOLO11_FUSED)
+    if path != YOLO11_FUSED:  # a trainer's checkpoint records its image size: inference defaults to it
+        assert model.train_args == {"imgsz": 64}
+
+
+@pytest.mark.parametrize(
+    "name, package",
+    [
+        ("models.yolo.DetectionModel", "yolov5"),  # the yolov5 repository's releases (v6.2+)
+        ("models.yolo.Model", "yolov5"),  # v6.0-6.1
+        ("yolov5.models.yolo.DetectionModel", "yolov5"),  # the yolov5 pip package
+        ("ultralytics.nn.tasks.DetectionModel", "ultralytics"),
+        ("posix.system", None),
+    ],
+)
+def test_model_classes_recognised(name: str, package: str | None) -> None:
+    assert is_foreign_model(placeholder_class(name)()) == (package is not None)
+
+
+def test_python_api_takes_their_file() -> None:
+    detector = Detector(str(YOLO11), conf_thres=0.01)
+    image = torch.load(YOLO11.with_suffix(".reference.pt"), weights_only=True)["input"][0]
+    bgr = (image.permute(1, 2, 0).flip(-1) * 255).byte().numpy()
+    (result,) = detector.predict(bgr)
+    assert detector.names == {i: f"u8class{i}" for i in range(3)} and len(result.boxes) > 0
 
 
 def test_convert_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
