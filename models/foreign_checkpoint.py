@@ -83,7 +83,8 @@ def read_foreign_checkpoint(path: str | Path) -> ForeignCheckpoint:
         raise ForeignCheckpointError(f"{neither}: its model is a {model.foreign_name}")
     if model.foreign_name.rsplit(".", 1)[-1] not in ("DetectionModel", "Model"):
         raise ForeignCheckpointError(
-            f"{path}: holds a {package} {model.foreign_name.rsplit('.', 1)[-1]}; only detection models import"
+            f"{path}: holds a {package} {model.foreign_name.rsplit('.', 1)[-1]}; only their YOLO detection models "
+            "(DetectionModel) import"
         )
     attributes = model.attributes
     config = attributes.get("yaml")
@@ -102,7 +103,7 @@ def read_foreign_checkpoint(path: str | Path) -> ForeignCheckpoint:
         names=_names(attributes.get("names"), config.get("nc")),
         stride=_floats(attributes.get("stride")),
         anchors=_mapping(head.attributes.get("_buffers")).get("anchors"),
-        batchnorm_eps=[float(m.attributes.get("eps", 1e-5)) for _, m in _named_modules(model) if _is_batchnorm(m)],
+        batchnorm_eps=[_eps(m) for _, m in _named_modules(model) if _is_batchnorm(m)],
         imgsz=_training_size(ckpt),
         config_name=str(config.get("yaml_file") or attributes.get("yaml_file") or ""),
     )
@@ -121,7 +122,8 @@ def module_state_dict(module: ForeignObject, prefix: str = "") -> dict[str, torc
     state: dict[str, torch.Tensor] = {}
     for name, child in _named_modules(module, prefix):
         attributes = child.attributes
-        skipped = attributes.get("_non_persistent_buffers_set") or set()
+        skipped = attributes.get("_non_persistent_buffers_set")
+        skipped = skipped if isinstance(skipped, (set, frozenset)) else set()
         for kind in ("_parameters", "_buffers"):
             for key, tensor in _mapping(attributes.get(kind)).items():
                 if isinstance(tensor, torch.Tensor) and not (kind == "_buffers" and key in skipped):
@@ -167,6 +169,11 @@ def _last_child(module: ForeignObject) -> ForeignObject | None:
 
 def _is_batchnorm(module: ForeignObject) -> bool:
     return module.foreign_name.startswith("torch.nn.modules.batchnorm.")
+
+
+def _eps(norm: ForeignObject) -> float:
+    eps = norm.attributes.get("eps", 1e-5)
+    return float(eps) if isinstance(eps, (int, float)) else float("nan")  # nan: differs from ours, said so
 
 
 def _names(value: Any, nc: Any) -> dict[int, str]:

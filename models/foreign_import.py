@@ -99,7 +99,10 @@ def matching_config(foreign: ForeignCheckpoint) -> tuple[Path, dict[str, Any]]:
 
 def _rows(config: dict[str, Any]) -> list[Any]:
     """backbone + head rows as plain lists (tuples and lists compare equal), or [] when malformed."""
-    rows = [*(config.get("backbone") or []), *(config.get("head") or [])]
+    sections = [config.get("backbone") or [], config.get("head") or []]
+    if not all(isinstance(section, list) for section in sections):
+        return []
+    rows = [*sections[0], *sections[1]]
     return [_plain(row) for row in rows] if all(isinstance(r, (list, tuple)) for r in rows) else []
 
 
