@@ -120,11 +120,11 @@ def test_export_bad_input_is_one_line(capfd: pytest.CaptureFixture, tmp_path: Pa
         "(an export, not a checkpoint)"
     )
 
-    foreign = tmp_path / "foreign.pt"  # another framework's checkpoint: a pickled model object
+    foreign = tmp_path / "foreign.pt"  # another framework's checkpoint: a pickled model object, read as a placeholder
     torch.save({"model": _Pickled()}, foreign)
     line = _error_line(capfd, ["--weights", str(foreign), "--include", "onnx"])
-    assert line.startswith(f"error: --weights {foreign} is not a checkpoint of this project: it pickles Python ")
-    assert "_Pickled" in line and "unpickling can run code" in line
+    expected = f"error: --weights {foreign} is neither a checkpoint of this project nor a YOLOv5 / ultralytics one: "
+    assert line.startswith(expected + "its model is a ") and line.endswith("_Pickled")
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # the exporter's notes on opset 8 itself

@@ -61,8 +61,9 @@ def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_payloads_become_placeholders_and_never_run(tmp_path: Path) -> None:
     marker = tmp_path / MARKER
     payloads = {"system": _System(marker), "exec": _Exec(marker), "model": nn.Conv2d(3, 4, 1)}
-    pickle.loads(pickle.dumps(_System(tmp_path / "probe")))  # the payload is live when unpickled normally
-    assert (tmp_path / "probe").exists()
+    for payload, probe in ((_System, "probe_system"), (_Exec, "probe_exec")):  # live when unpickled normally
+        pickle.loads(pickle.dumps(payload(tmp_path / probe)))
+        assert (tmp_path / probe).exists()
 
     torch.save(payloads, tmp_path / "evil.pt")
     loaded = load_restricted(tmp_path / "evil.pt")
