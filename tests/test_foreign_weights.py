@@ -22,6 +22,7 @@ import torch.nn as nn
 
 import val as val_script
 from engine.api import Detector
+from engine.model import YOLO
 from engine.train_options import TrainOptions
 from engine.trainer import Trainer
 from models.checkpoint_model import model_from_checkpoint, read_weights
@@ -138,6 +139,8 @@ def test_python_api_takes_their_file() -> None:
     bgr = (image.permute(1, 2, 0).flip(-1) * 255).byte().numpy()
     (result,) = detector.predict(bgr)
     assert detector.names == {i: f"u8class{i}" for i in range(3)} and len(result.boxes) > 0
+    model = YOLO(str(YOLOV5))  # the model object reads weights through the same loader
+    assert model.model.names == {i: f"v5class{i}" for i in range(3)} and model.model.yaml["scale"] == "n"
 
 
 def test_convert_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
