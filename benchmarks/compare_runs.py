@@ -43,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", nargs="+", type=int, default=[4, 9, 14, 19], help="0-based epochs to tabulate")
     parser.add_argument("--plot", type=Path, help="also save the curves to this image")
     args = parser.parse_args(argv)
-    labels = args.labels or [(r if r.is_dir() else r.parent).name for r in args.runs]
+    # a run folder is named by itself, a results.csv by its folder, any other CSV by its file name
+    labels = args.labels or [
+        r.name if r.is_dir() else r.parent.name if r.name == "results.csv" else r.stem for r in args.runs
+    ]
     if len(labels) != len(args.runs):
         parser.error(f"--labels: {len(labels)} labels for {len(args.runs)} runs")
 

@@ -4,7 +4,10 @@ applied to YOLOv5's anchors, so the anchor family learns from scratch as fast as
 Every (cell, anchor) of every level is a candidate, located at its cell's centre, predicting the box its raw
 outputs decode to (the head's own decoding) and the score `objectness x class probability` that inference
 ranks by. The task-aligned assigner (losses/assigner.py) gives each ground-truth box the `topk` candidates
-whose score^alpha x IoU^beta is highest among those inside it. Then:
+whose score^alpha x IoU^beta is highest among those inside it: 10 per anchor shape by default (30 for YOLOv5's three),
+so a box gets positives at as many places as the anchor-free head's 10; with 10 in all, each box's positives
+crowded into three or four cells and the objectness the head learned on unseen sites stayed far below the DFL
+family's confidence (benchmarks/results/anchor_convergence.md). Then:
 
 - objectness: BCE on every candidate towards the assigner's soft target (the alignment, rescaled so a box's
   best candidate scores that box's best IoU; 0 for background), summed and divided by the sum of targets;
@@ -32,6 +35,8 @@ from losses.bce import smooth_bce_targets
 from losses.dfl_loss import targets_per_image
 from models.heads.anchor_detect import AnchorDetect
 from utils.boxes import bbox_iou
+
+TOPK_PER_ANCHOR = 10  # candidates per box and anchor shape: the anchor-free loss's topk at each anchor shape
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ class AlignedAnchorLoss(DetectionLoss):
         head: AnchorDetect,
         hyp: Mapping[str, Any] | AlignedAnchorLossHyp,
         imgsz: int | None = None,
-        topk: int = 10,
+        topk: int | None = None,
         alpha: float = 0.5,
         beta: float = 6.0,
     ) -> None:
@@ -96,6 +101,7 @@ class AlignedAnchorLoss(DetectionLoss):
         self.head = head
         self.nc, self.nl, self.na = head.nc, head.nl, head.na
         self.cls_positive, self.cls_negative = smooth_bce_targets(self.hyp.label_smoothing)
+        topk = TOPK_PER_ANCHOR * self.na if topk is None else topk
         self.assigner = TaskAlignedAssigner(self.nc, topk, alpha, beta, head.stride.tolist())
 
     def __call__(self, raw_preds: list[torch.Tensor], targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

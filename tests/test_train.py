@@ -49,16 +49,18 @@ def _curve(run: Path, column: str) -> list[float]:
 
 
 def test_the_anchor_family_learns_tiny_data_within_a_few_steps(tiny_data: Path, tmp_path: Path) -> None:
-    """The overfit test of the anchor family (default loss, yolov5n): mAP moves within 16 optimiser steps and the
-    labels are reproduced within 40. Measured when written: mAP50 0.9 after 28 steps with 2 threads and 35 with 1
-    (tiny-data trajectories differ with the thread count); the DFL family's overfit run takes under 10."""
+    """The overfit test of the anchor family (default loss, yolov5n): mAP moves off zero within 8 optimiser steps
+    and the labels are reproduced within 40. Measured with 30 positives per box (the default since 2026-12-02):
+    mAP50 0.03-0.09 at steps 3-5, near 0 again until step 15 while objectness settles, 0.9 after 26 steps with 2
+    threads and 35 with 1 (tiny-data trajectories differ with the thread count); with 10 positives per box it was
+    0.17-0.23 by step 16 and 0.9 after 28-35. The DFL family's overfit run takes under 10."""
     hyp = tmp_path / "still.yaml"
     hyp.write_text(yaml.safe_dump(STILL_HYP))
     run = train(
         options(tiny_data, tmp_path, cfg="yolov5n.yaml", hyp=str(hyp), epochs=40, optimizer="AdamW", bn_momentum=0.3)
     )  # 40 epochs of one step each (4 images, batch 4)
     map50, box = _curve(run, "metrics/mAP50"), _curve(run, "train/box_loss")
-    assert max(map50[:16]) >= 0.1, map50  # moving (0.17-0.23 by step 16 when written)
+    assert max(map50[:8]) >= 0.02, map50  # moving off zero (0.03-0.09 at steps 3-5 when written)
     assert max(map50) >= 0.9, map50  # the labels reproduced
     assert box[-1] < 0.7 * box[0], box
 
