@@ -36,9 +36,29 @@ class ExportOptions:
     )
     batch: int = option(_DEFAULTS["batch"], help="batch size of the export", aliases=("--batch-size",), minimum=1)
     dynamic: bool = option(_DEFAULTS["dynamic"], help="free batch, height and width axes")
-    simplify: bool = option(_DEFAULTS["simplify"], help="simplify the ONNX graph (needs onnxsim)")
+    simplify: bool = option(_DEFAULTS["simplify"], help="simplify the ONNX graph with onnxslim")
     opset: int = option(_DEFAULTS["opset"], help="ONNX opset version")
-    half: bool = option(_DEFAULTS["half"], help="fp16 export (CUDA only)")
+    half: bool = option(_DEFAULTS["half"], help="fp16 export (CUDA only; openvino: fp16 weights, on CPU too)")
+    int8: bool = option(
+        _DEFAULTS["int8"],
+        help="int8 onnx (onnxruntime QDQ) / openvino (NNCF), calibrated on --data's train split, the box decode "
+        "kept in float; accuracy checked on its val split against the fp32 model",
+    )
+    data: str | None = option(
+        _DEFAULTS["data"], help="--int8: dataset YAML to calibrate and check on (default: the one trained on)"
+    )
+    calib_images: int = option(
+        _DEFAULTS["calib_images"], help="--int8: calibration images from the train split (all if fewer)", minimum=1
+    )
+    min_agreement: float = option(
+        _DEFAULTS["min_agreement"],
+        help="--int8: least agreement of the int8 detections with the fp32 model's (mAP50 of int8 against fp32 "
+        "detections at conf 0.25); below it the export fails",
+        minimum=0,
+    )
+    accept_low_agreement: bool = option(
+        _DEFAULTS["accept_low_agreement"], help="--int8: keep an int8 file below --min-agreement (with a warning)"
+    )
     device: str = option(_DEFAULTS["device"], help="cpu, 0 or cuda:0")
     runs_dir: str = option(_DEFAULTS["runs_dir"], help="runs root: trained weights are looked for in <runs-dir>/train")
 

@@ -20,7 +20,8 @@ import torch
 from engine.backends import Backend, OnnxBackend, OpenVINOBackend, PyTorchBackend, TorchScriptBackend
 from engine.exporters.job import ExportJob
 from engine.exporters.onnx import check_onnx_options, export_onnx, fp16_unverifiable
-from engine.exporters.openvino import export_openvino
+from engine.exporters.onnx_int8 import export_onnx_int8
+from engine.exporters.openvino import export_openvino, export_openvino_int8
 from engine.exporters.torchscript import export_torchscript
 from engine.metadata import ModelFileError
 from models.registry import Registry
@@ -61,10 +62,14 @@ class ModelFormat:
     run_packages: tuple[Package, ...] = ()  # to load and run a file of the format
     check: Callable[[ExportJob], None] | None = None  # refuses bad options (ValueError) before anything is written
     unverifiable: Callable[[ExportJob], str | None] | None = None  # why a written file cannot be run here, if so
+    int8_export: Exporter | None = None  # writes the int8 variant (--int8); None: the format has none
+    int8_packages: tuple[Package, ...] = ()  # besides export_packages, to write the int8 variant
+    half_on_cpu: bool = False  # --half works without CUDA (fp16 weights that the CPU runs: OpenVINO)
 
-    def output_path(self, weights: Path) -> Path:
-        """Where exporting `weights` (`.../best.pt`) writes this format: beside it, named after it."""
-        return weights.parent / f"{weights.stem}{self.suffix}"
+    def output_path(self, weights: Path, int8: bool = False) -> Path:
+        """Where exporting `weights` (`.../best.pt`) writes this format: beside it, named after it
+        (`best_int8.onnx`, `best_int8_openvino_model/` for the int8 variant)."""
+        return weights.parent / f"{weights.stem}{'_int8' if int8 else ''}{self.suffix}"
 
     def matched_suffix(self, path: Path) -> str | None:
         """The longest of this format's suffixes that `path`'s name ends with, if any."""
@@ -137,6 +142,7 @@ def load_backend(weights: str | Path, device: str | torch.device | None = "", ha
 ONNX = Package("onnx", "onnx")
 ONNXRUNTIME = Package("onnxruntime", "onnxruntime")
 OPENVINO = Package("openvino", "openvino")
+NNCF = Package("nncf", "nncf")
 
 register_format(ModelFormat("pytorch", ".pt", PyTorchBackend))
 register_format(ModelFormat("torchscript", ".torchscript", TorchScriptBackend, export_torchscript))
@@ -150,6 +156,7 @@ register_format(
         run_packages=(ONNXRUNTIME,),
         check=check_onnx_options,
         unverifiable=fp16_unverifiable,
+        int8_export=export_onnx_int8,
     )
 )
 register_format(
@@ -163,5 +170,8 @@ register_format(
         export_packages=(ONNX, OPENVINO),  # converted from the ONNX graph
         run_packages=(OPENVINO,),
         check=check_onnx_options,
+        int8_export=export_openvino_int8,
+        int8_packages=(NNCF,),
+        half_on_cpu=True,
     )
 )

@@ -34,7 +34,8 @@ class ModelMetadata:
     imgsz: list[int] | None = None  # (h, w) exported at; None for a PyTorch checkpoint
     batch: int | None = None  # fixed batch of a static export; None when any batch works
     dynamic: bool = True  # spatial size and batch may vary
-    half: bool = False
+    half: bool = False  # fp16 model (TorchScript, ONNX) or fp16 weights (OpenVINO)
+    int8: bool = False  # quantized weights and activations (ONNX QDQ, OpenVINO via NNCF), the decode in float
     model: str = ""  # config file and scale, e.g. "yolo11.yaml (n)"
     data: dict[str, Any] | None = None  # the data set trained on (see training_data); None when not known
     format: str = METADATA_FORMAT

@@ -74,11 +74,11 @@ def _validation_data(options: ValOptions, backend: Backend, weights: Path) -> tu
         LOGGER.warning(f"{weights} does not record the data it was trained on; validating on {DEFAULT_DATA}")
         data = load_data_config(DEFAULT_DATA)
     if not single_cls:
-        _check_classes_match(weights, backend.names, data)
+        check_classes_match(weights, backend.names, data)
     return data, single_cls
 
 
-def _check_classes_match(weights: Path, model_names: dict[int, str], data: DataConfig) -> None:
+def check_classes_match(weights: Path, model_names: dict[int, str], data: DataConfig) -> None:
     """An OptionError naming both sides when the model's classes are not the data's (count or names)."""
     where = data.file or "the data config"
     if len(model_names) != data.nc:

@@ -70,7 +70,9 @@ KNOWN_FLAGS = {
     "export": {
         "--weights": "weights", "--include": "include", "--imgsz": "imgsz", "--img": "imgsz", "--img-size": "imgsz",
         "--batch": "batch", "--batch-size": "batch", "--dynamic": "dynamic", "--simplify": "simplify",
-        "--opset": "opset", "--half": "half", "--device": "device", "--runs-dir": "runs_dir",
+        "--opset": "opset", "--half": "half", "--int8": "int8", "--data": "data", "--calib-images": "calib_images",
+        "--min-agreement": "min_agreement", "--accept-low-agreement": "accept_low_agreement", "--device": "device",
+        "--runs-dir": "runs_dir",
     },
 }  # fmt: skip
 

@@ -8,6 +8,8 @@ packages, which the format table checks with a one-line error before anything he
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +19,6 @@ from torch.onnx import _constants  # private, but the only place torch states it
 
 from engine.exporters.job import DEFAULT_OPSET, ExportJob
 from utils.errors import OptionError
-from utils.logging import LOGGER
 from utils.native_output import native_output_kept_on_success
 
 if TYPE_CHECKING:
@@ -80,19 +81,26 @@ def export_onnx(job: ExportJob, path: Path) -> Path:
 
 
 def _simplify(graph: onnx.ModelProto) -> onnx.ModelProto:
-    try:
-        import onnxsim  # optional: without it the graph is written unsimplified, with a warning
-    except ImportError:
-        LOGGER.warning(
-            "--simplify: the onnxsim package is not installed; the ONNX model is written "
-            "unsimplified (pip install onnxsim to enable it)"
-        )
-        return graph
-    simplified, ok = onnxsim.simplify(graph)
-    if not ok:
-        LOGGER.warning("--simplify: onnxsim could not validate the simplified model; keeping the original")
-        return graph
-    return simplified
+    """onnxslim's graph (constants folded, shape ops and redundant nodes removed): what ultralytics ships now that
+    onnxsim is unmaintained; a package of this format's own (requirements.txt), imported where it is used."""
+    import onnxslim
+
+    return onnxslim.slim(graph)
+
+
+def fp32_onnx(job: ExportJob) -> Path:
+    """This export's graph as an fp32 ONNX file, for the formats built from one (OpenVINO, int8): the file the onnx
+    format wrote when it is that, else one written into the job's scratch directory (removed after the export)."""
+    written = job.written.get("onnx")
+    fp32 = job.example.dtype == torch.float32
+    if written is not None and fp32 and not job.int8:
+        return written
+    path = (job.scratch / job.weights.stem if job.scratch else job.weights).with_suffix(".onnx")
+    if not path.exists():
+        if not fp32:  # an fp16 CUDA export: OpenVINO takes fp32 graphs and compresses the weights itself
+            job = dataclasses.replace(job, model=copy.deepcopy(job.model).float(), example=job.example.float())
+        export_onnx(job, path)
+    return path
 
 
 def fp16_unverifiable(job: ExportJob) -> str | None:

@@ -93,6 +93,10 @@ class AnchorDetect(DetectionHead):
             out.append(y.view(b, self.na, self.no, h, w).permute(0, 1, 3, 4, 2).contiguous())
         return out
 
+    def prediction_convs(self) -> list[nn.Conv2d]:
+        """The 1x1 conv of every level."""
+        return list(self.m)
+
     def decode(self, raw: list[torch.Tensor]) -> torch.Tensor:
         """(batch, anchors*cells, 5 + nc): xywh in pixels, objectness and class probabilities."""
         decoded = []

@@ -22,7 +22,8 @@ class DetectionHead(nn.Module):
     A head also owns its training recipe, so the engine asks it instead of testing its type: `family` (the name
     checkpoints and exports record; a subclass that declares one is registered in `HEAD_FAMILIES`), `loss_name`
     (the loss registered in losses/ it trains with by default; the loss names its hyperparameter file),
-    `val_iou` (the NMS IoU validation uses by default) and `prepare_training()` (a step before the first epoch).
+    `val_iou` (the NMS IoU validation uses by default), `prepare_training()` (a step before the first epoch) and
+    `prediction_convs()` (the last convs before the decode, which int8 export keeps the decode behind in float).
     """
 
     has_objectness: ClassVar[bool] = False
@@ -54,6 +55,11 @@ class DetectionHead(nn.Module):
 
     def predict_raw(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         raise NotImplementedError
+
+    def prediction_convs(self) -> list[nn.Conv2d]:
+        """The convs whose outputs are the raw maps: everything computed from them is the decode (grids,
+        sigmoids, DFL, strides), which int8 export leaves in floating point."""
+        raise NotImplementedError(f"{type(self).__name__} does not name its prediction convs")
 
     def decode(self, raw: list[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError

@@ -78,6 +78,10 @@ class DFLDetect(DetectionHead):
         """Per level (batch, 4 * reg_max + nc, h, w) logits."""
         return [torch.cat((box(x), cls(x)), 1) for box, cls, x in zip(self.box_convs, self.cls_convs, features)]
 
+    def prediction_convs(self) -> list[nn.Conv2d]:
+        """The last 1x1 conv of every box and class branch (the DFL conv after them belongs to the decode)."""
+        return [branch[-1] for branch in (*self.box_convs, *self.cls_convs)]
+
     def decode(self, raw: list[torch.Tensor]) -> torch.Tensor:
         """(batch, cells, 4 + nc): xywh in pixels and class probabilities."""
         b = raw[0].shape[0]
