@@ -2,11 +2,13 @@
 val split, side by side, and how far the int8 detections agree with the fp32 ones.
 
 Agreement is the mAP50 of the int8 model's detections scored against the fp32 model's detections as ground truth,
-with the project's one mAP (utils/metrics.py). The fp32 detections taken as ground truth are, in each image, its
-highest-scoring ones, as many as the image has labelled objects: the boxes the model would report if it found
-every object. A fixed confidence does not serve: the weakly trained trees models have no box at detect.py's 0.25
-(yolov5n's best is 0.17), and their F1 peaks at the lowest confidence, where hundreds of noise boxes would be
-the reference. 1.0: each of those fp32 boxes the int8 model reports too, at IoU >= 0.5, in the same class,
+with the project's one mAP (utils/metrics.py). The fp32 detections taken as ground truth are its most confident
+ones over the split, as many as the split has labelled objects: the boxes the model would report if it found
+every object. The threshold is one confidence for the whole split (the score of the N-th box), so the fp32 model
+scored against itself gets exactly 1.0 (per-image top-N would rank one image's extra boxes above another's
+reference boxes). A fixed confidence does not serve: the weakly trained trees models have no box at detect.py's
+0.25 (yolov5n's best is 0.17), and their F1 peaks at the lowest confidence, where hundreds of noise boxes would
+be the reference. 1.0: each of those fp32 boxes the int8 model reports too, at IoU >= 0.5, in the same class,
 ranked above its own other boxes. Scoring against the labels instead would mix quantization error with the model's own
 errors: a weak model can lose half its true positives to quantization and keep its mAP.
 """
@@ -60,14 +62,18 @@ Predictions = dict[str, torch.Tensor]  # image path -> (n, 6) x1 y1 x2 y2 conf c
 
 
 def detection_agreement(
-    reference: Predictions, predictions: Predictions, names: dict[int, str], objects: dict[str, int]
+    reference: Predictions, predictions: Predictions, names: dict[int, str], objects: int
 ) -> tuple[float, int]:
-    """(mAP50 of `predictions` scored against `reference`'s top `objects[path]` detections of each image as ground
-    truth, the number of those reference boxes); nan when there are none."""
+    """(mAP50 of `predictions` scored against `reference`'s `objects` most confident detections over all images as
+    ground truth, the number of those reference boxes, ties included); nan when there are none."""
+    scores = torch.cat([d[:, 4] for d in reference.values()]) if reference else torch.zeros(0)
+    if not len(scores) or objects < 1:
+        return float("nan"), 0
+    threshold = scores.sort(descending=True).values[min(objects, len(scores)) - 1]
     metrics = DetectionMetrics(names, iou_thresholds=[0.5])
     boxes = 0
     for path, detections in reference.items():
-        confident = detections[detections[:, 4].argsort(descending=True)[: objects.get(path, 0)]]
+        confident = detections[detections[:, 4] >= threshold]
         boxes += len(confident)
         labels = torch.cat((confident[:, 5:6], confident[:, :4]), 1)
         metrics.update(predictions.get(path), labels)
@@ -106,7 +112,7 @@ def check_int8_accuracy(
         )
         return result, found
 
-    objects = {path: len(labels) for path, labels in zip(dataset.image_files, dataset.labels)}
+    objects = sum(len(labels) for labels in dataset.labels)
     fp32_result, reference = run(fp32, f"{fp32.path.name if fp32.path else 'the model'} (fp32)")
     checks = []
     for path in int8_files:
@@ -134,7 +140,7 @@ def _table(checks: list[AccuracyCheck], fp32: Backend, data: DataConfig, dataset
     lines += [row(c.path.name, c.int8, f"{c.agreement:.3f}") for c in checks]
     if checks:
         lines.append(
-            f"agreement: mAP50 of the int8 detections scored against the fp32 model's top detections of each image "
-            f"(as many as it has labels: {checks[0].reference_boxes}) as ground truth"
+            f"agreement: mAP50 of the int8 detections scored against the fp32 model's {checks[0].reference_boxes} most "
+            f"confident detections (as many as the labels) as ground truth"
         )
     return "\n".join(lines)

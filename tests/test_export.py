@@ -1,6 +1,6 @@
 """Export: TorchScript and ONNX round trips against PyTorch, every config in cfg/ through dynamic ONNX at two
-sizes, bad options, and export.py without --weights. (Fixed-batch export and the messages for a missing
-onnxsim/openvino are in test_backends.py, which shares that export.)"""
+sizes, bad options, and export.py without --weights. (Fixed-batch export, simplified and to OpenVINO, is in
+test_backends.py, which shares that export; OpenVINO, --half on CPU, int8 and --simplify in test_export_int8.py.)"""
 
 from __future__ import annotations
 

@@ -3,7 +3,10 @@ DequantizeLinear pairs around int8 weights and uint8 activations, which onnxrunt
 integer kernels), calibrated on the job's images, with the head's decode left in floating point.
 
 Weights are int8 per output channel (a conv's channels differ in range by orders of magnitude after BatchNorm
-folding), activations uint8 with a zero point (SiLU outputs are not centred on zero), MinMax calibration.
+folding), activations uint8 with a zero point (SiLU outputs are not centred on zero), MinMax calibration, and
+`reduce_range` (7-bit weights): on AVX2 without VNNI, onnxruntime's u8 x s8 kernels add pairs of products in 16
+bits (VPMADDUBSW), which saturate with full-range weights. Measured on the trees yolov5n (32 calibration
+images): agreement with fp32 0.768 without it, 0.848 with it.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def export_onnx_int8(job: ExportJob, path: Path) -> Path:
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
+            reduce_range=True,
             nodes_to_exclude=onnx_decode_nodes(graph.graph, job.decode_weights),
         )
     quantized = onnx.load(str(path))
