@@ -216,7 +216,8 @@ class OpenVINOBackend(Backend):
             )
         metadata = ModelMetadata.from_json((xml.parent / "metadata.json").read_text(), str(xml))
         super().__init__(xml, metadata, torch.device("cpu"), fp16=False)
-        self.compiled = ov.Core().compile_model(str(xml), "CPU")
+        threads = {"INFERENCE_NUM_THREADS": torch.get_num_threads()}  # one knob (OMP_NUM_THREADS), as for ORT
+        self.compiled = ov.Core().compile_model(str(xml), "CPU", threads)
 
     def infer(self, images: torch.Tensor) -> torch.Tensor:
         output = self.compiled(images.detach().cpu().numpy())[self.compiled.output(0)]

@@ -53,7 +53,7 @@ from engine.exporters.decode_scope import prediction_weight_names
 from engine.exporters.job import DEFAULT_OPSET, ExportJob
 from engine.formats import FORMATS, ModelFormat, Package, export_format_names, load_backend, require_packages
 from engine.imgsz import check_imgsz
-from engine.int8_check import DEFAULT_MIN_AGREEMENT, AgreementError, check_int8_accuracy
+from engine.int8_check import DEFAULT_MIN_AGREEMENT, AccuracyCheck, AgreementError, check_int8_accuracy
 from engine.metadata import ModelMetadata
 from engine.val_run import check_classes_match
 from engine.weights import resolve_weights
@@ -82,12 +82,17 @@ class ExportResult:
     size_mb: float = 0.0
     max_difference: float | None = None  # relative to max |PyTorch output|, over every checked input shape
     latency_ms: float | None = None  # median over the timed runs, at the export shape
-    agreement: float | None = None  # int8: agreement of its detections with the fp32 model's (int8_check.py)
+    accuracy: AccuracyCheck | None = None  # int8: val metrics beside the fp32 model's, agreement (int8_check.py)
     error: str | None = None  # why nothing (correct) was written
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def agreement(self) -> float | None:
+        """int8: the agreement of its detections with the fp32 model's."""
+        return self.accuracy.agreement if self.accuracy is not None else None
 
 
 def selected_formats(include: Sequence[str]) -> list[ModelFormat]:
@@ -253,7 +258,7 @@ def _check_agreement(
     checks = check_int8_accuracy(fp32, files, data, job.metadata.imgsz[0], job.example.shape[0], single_cls)
     low = []
     for result, check in zip(written, checks):
-        result.agreement = check.agreement
+        result.accuracy = check
         if not check.agreement >= min_agreement:  # nan (nothing to agree with) is low too
             low.append((result, check))
     if not low:
