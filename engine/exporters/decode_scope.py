@@ -5,7 +5,9 @@ softmax and its projection, strides, anchors, the final concatenation). Quantize
 and probabilities onto one 8-bit scale, and detections drift (20 % relative on a YOLO11 head). The decode is
 found from the graph's structure rather than from node names or positions: the head names its prediction convs
 (`DetectionHead.prediction_convs`), each is located in the graph by its weight tensor (the exporters keep
-parameter names: `model.23.m.0.weight`), and the decode is every node downstream of those convs.
+parameter names: `model.23.m.0.weight`), and the decode is every node downstream of those convs, plus, in ONNX,
+the nodes that compute its constants (grid points, anchors, strides: built from Constant nodes in a fixed-size
+export, which onnxruntime's quantizer would otherwise round to 8 bits).
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ def _check_found(found: list[Any], weights: set[str], graph: str) -> None:
         )
 
 
-def onnx_decode_nodes(graph: onnx.GraphProto, weights: set[str]) -> list[str]:
-    """Names of the ONNX nodes downstream of the Conv nodes whose weight input is one of `weights`."""
+def onnx_decode_nodes(graph: onnx.GraphProto, weights: set[str], with_convs: bool = False) -> list[str]:
+    """Names of the ONNX nodes downstream of the Conv nodes whose weight input is one of `weights` (and of those
+    Convs too with `with_convs`)."""
     nodes = list(graph.node)
     starts = [i for i, n in enumerate(nodes) if n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in weights]
     _check_found(starts, weights, "ONNX graph")
@@ -63,11 +66,23 @@ def onnx_decode_nodes(graph: onnx.GraphProto, weights: set[str]) -> list[str]:
     for i, node in enumerate(nodes):
         for tensor in node.input:
             readers.setdefault(tensor, []).append(i)
-    decode = downstream(starts, lambda i: (j for out in nodes[i].output for j in readers.get(out, ())))
-    names = [nodes[i].name for i in decode]
+    def readers_of(i: int) -> Iterable[int]:
+        return (j for out in nodes[i].output for j in readers.get(out, ()))
+
+    decode = downstream(starts, readers_of)
+    writer = {out: i for i, node in enumerate(nodes) for out in node.output}
+    from_images = set(downstream([-1], lambda i: readers_of(i) if i >= 0 else _readers_of_inputs(graph, readers)))
+    constants = downstream(  # upstream of the decode through nodes that the images do not reach
+        decode, lambda i: (writer[t] for t in nodes[i].input if t in writer and writer[t] not in from_images)
+    )
+    names = [nodes[i].name for i in (starts if with_convs else []) + decode + constants]
     if not all(names):
         raise DecodeScopeError("ONNX graph: a decode node has no name, so it cannot be excluded from quantization")
     return names
+
+
+def _readers_of_inputs(graph: onnx.GraphProto, readers: dict[str, list[int]]) -> list[int]:
+    return [j for tensor in graph.input for j in readers.get(tensor.name, ())]
 
 
 def openvino_decode_ops(model: Any, weights: set[str]) -> list[str]:

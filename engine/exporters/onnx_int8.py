@@ -53,7 +53,9 @@ def export_onnx_int8(job: ExportJob, path: Path) -> Path:
             weight_type=QuantType.QInt8,
             per_channel=True,
             reduce_range=True,
-            nodes_to_exclude=onnx_decode_nodes(graph.graph, job.decode_weights),
+            # onnxruntime's QDQ rounds a quantized node's output: the prediction convs stay float too, so the raw
+            # maps reach the decode unrounded (NNCF quantizes inputs only: the OpenVINO IR needs no such step)
+            nodes_to_exclude=onnx_decode_nodes(graph.graph, job.decode_weights, with_convs=True),
         )
     quantized = onnx.load(str(path))
     del quantized.metadata_props[:]
