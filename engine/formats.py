@@ -1,11 +1,12 @@
 """The weights-format table: one entry per format says how its files are named, written, loaded and what they need.
 
 `weights_format` (which format a path is), `load_backend`, `export()` and export.py's `--include` choices all
-read this table, so adding a format (an int8 OpenVINO, a quantized ONNX, ...) is one `register_format` call:
+read this table, so adding a format (a TFLite, a TensorRT engine, ...) is one `register_format` call:
 
-    register_format(ModelFormat("onnx_int8", "_int8.onnx", OnnxBackend, export_onnx_int8, ...))
+    register_format(ModelFormat("tflite", ".tflite", TFLiteBackend, export_tflite, ...))
 
-The PyTorch checkpoint is an entry too (loaded, never exported), so every loadable file is named here.
+An entry's int8 variant (`int8_export`: export.py --int8) is written as `<name>_int8<suffix>` and loaded by the
+same backend. The PyTorch checkpoint is an entry too (loaded, never exported), so every loadable file is named here.
 """
 
 from __future__ import annotations

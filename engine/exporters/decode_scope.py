@@ -66,6 +66,7 @@ def onnx_decode_nodes(graph: onnx.GraphProto, weights: set[str], with_convs: boo
     for i, node in enumerate(nodes):
         for tensor in node.input:
             readers.setdefault(tensor, []).append(i)
+
     def readers_of(i: int) -> Iterable[int]:
         return (j for out in nodes[i].output for j in readers.get(out, ()))
 
