@@ -267,11 +267,14 @@ def _check_agreement(
     if accept:
         LOGGER.warning(f"--accept-low-agreement: kept below --min-agreement {min_agreement}: {figures}")
         return
-    for result, _ in low:
-        shutil.rmtree(result.path) if result.path.is_dir() else result.path.unlink()
+    for result, _ in low:  # a file that failed its check is not left where detect.py would take it
+        if result.path.is_dir():
+            shutil.rmtree(result.path)
+        else:
+            result.path.unlink()
     raise AgreementError(
         f"--min-agreement {min_agreement}: {figures}; removed {', '.join(str(r.path) for r, _ in low)} "
-        f"(--accept-low-agreement keeps it; more --calib-images may help)"
+        f"(--accept-low-agreement keeps it)"
     )
 
 

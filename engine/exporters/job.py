@@ -26,7 +26,7 @@ class ExportJob:
     export ends, for intermediate files nobody asked for (the fp32 ONNX an int8 or fp16 format starts from).
     """
 
-    model: nn.Module  # fused, eval, no gradients; fp16 with `half`
+    model: nn.Module  # fused, eval, no gradients; fp16 with `half` on CUDA
     example: torch.Tensor  # (batch, 3, h, w) zeros of the export's batch, size and dtype
     metadata: ModelMetadata
     weights: Path  # the checkpoint exported: every output is written beside it
