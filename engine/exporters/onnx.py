@@ -81,8 +81,8 @@ def export_onnx(job: ExportJob, path: Path) -> Path:
 
 
 def _simplify(graph: onnx.ModelProto) -> onnx.ModelProto:
-    """onnxslim's graph (constants folded, shape ops and redundant nodes removed): what ultralytics ships now that
-    onnxsim is unmaintained; a package of this format's own (requirements.txt), imported where it is used."""
+    """onnxslim's graph (constants folded, shape ops and redundant nodes removed): onnxsim's maintained successor,
+    which ultralytics moved to; a package of this format's own (requirements.txt), imported where it is used."""
     import onnxslim
 
     return onnxslim.slim(graph)
@@ -96,7 +96,7 @@ def fp32_onnx(job: ExportJob) -> Path:
     if written is not None and fp32 and not job.int8:
         return written
     path = (job.scratch / job.weights.stem if job.scratch else job.weights).with_suffix(".onnx")
-    if not path.exists():
+    if job.scratch is None or not path.exists():  # in scratch: written by this export, for its other formats
         if not fp32:  # an fp16 CUDA export: OpenVINO takes fp32 graphs and compresses the weights itself
             job = dataclasses.replace(job, model=copy.deepcopy(job.model).float(), example=job.example.float())
         export_onnx(job, path)
