@@ -30,8 +30,10 @@ from engine.metadata import ModelMetadata
 from engine.val_run import ValOptions, run_val
 from export import main as export_main
 from models.checkpoint_model import model_from_checkpoint
+from models.detection_model import DetectionModel
 from tests.engine_helpers import shared_checkpoint
-from tests.test_val_formats import format_case
+from tests.helpers import write_config
+from tests.test_val_formats import TINY_CONFIGS, format_case
 from utils.compare import relative_max_difference
 from utils.errors import OptionError
 
@@ -169,9 +171,10 @@ def test_int8_option_errors(trained: tuple[Path, Path]) -> None:
         export(untrained, ["onnx"], int8=True, imgsz=64)
 
 
-def test_simplify_keeps_the_outputs(tmp_path: Path) -> None:
-    """onnxslim's graph is smaller and computes what the unsimplified one does."""
-    model = model_from_checkpoint(shared_checkpoint("yolov5n.yaml")).fuse().eval()
+def test_simplify_keeps_the_outputs(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    """onnxslim's graph is smaller and computes what the unsimplified one does (the yolo11n checkpoint is
+    simplified in test_backends.py's fixed-batch export and checked against PyTorch there)."""
+    model = model_from_checkpoint(trained[0]).fuse().eval()
     metadata = ModelMetadata.from_model(model, imgsz=[64, 64], dynamic=True)
     paths = {}
     for simplify in (False, True):
@@ -211,3 +214,27 @@ def test_agreement_is_one_for_the_same_detections_and_falls_with_changes() -> No
         assert boxes == 25 and 0.5 < agreement < 1.0
     agreement, boxes = detection_agreement({"a.jpg": torch.zeros(0, 6)}, reference, names, objects=25)
     assert boxes == 0 and agreement != agreement  # nothing to agree with: nan, which no bound accepts
+
+
+@pytest.mark.parametrize("head", ["anchor", "dfl"])
+def test_decode_scope_is_everything_after_the_prediction_convs(head: str, tmp_path: Path) -> None:
+    """In both head families the decode found in the ONNX graph holds no conv but DFL's, the last node, the
+    decode's sigmoids and the grid's constant builders; the network's convs and SiLUs stay outside. (The OpenVINO
+    finder is exercised on the DFL head by the int8 tests above.)"""
+    model = DetectionModel(write_config(tmp_path, f"{head}.yaml", TINY_CONFIGS[head])).eval().fuse()
+    metadata = ModelMetadata.from_model(model, imgsz=[64, 64], dynamic=False)
+    path = export_onnx(ExportJob(model, torch.zeros(1, 3, 64, 64), metadata, tmp_path / "m.pt"), tmp_path / "m.onnx")
+    graph = onnx.load(str(path)).graph
+    weights = prediction_weight_names(model)
+    decode = set(onnx_decode_nodes(graph, weights))
+    kinds = {n.name: n.op_type for n in graph.node}
+    assert graph.node[-1].name in decode
+    assert [kinds[name] for name in decode if kinds[name] == "Conv"] == (["Conv"] if head == "dfl" else [])
+    convs = [n for n in graph.node if n.op_type == "Conv" and n.input[1] in weights]
+    assert len(convs) == len(weights) and not decode & {n.name for n in convs}
+    sigmoids = {n.name for n in graph.node if n.op_type == "Sigmoid"}
+    silu = {name for name in sigmoids if "/act/" in name}  # every Conv layer's SiLU, the head's branches' too
+    assert silu and not silu & decode and sigmoids - silu <= decode  # the decode's own sigmoids are inside
+    assert any(kinds[name] == "Expand" for name in decode)  # the grid, built from constants
+    with_convs = set(onnx_decode_nodes(graph, weights, with_convs=True))
+    assert with_convs == decode | {n.name for n in convs}
