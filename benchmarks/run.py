@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from benchmarks.suite.ours import EXPORT_FORMATS, Candidate, build_candidate, config_names  # noqa: E402
+from benchmarks.suite.ours import EXPORT_FORMATS, INT8_FORMATS, Candidate, build_candidate, config_names  # noqa: E402
 from benchmarks.suite.references import available_references, export_reference_onnx  # noqa: E402
 from benchmarks.suite.report import latency_table, machine, plot_latency, versions  # noqa: E402
 from benchmarks.suite.runners import onnxruntime_runner, torch_runner  # noqa: E402
@@ -41,6 +41,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--configs", nargs="+", default=None, help="default: every config under cfg/ at scale n, + yolov5s")
     p.add_argument("--weights", nargs="*", default=[], help="trained checkpoints timed as well")
     p.add_argument("--formats", nargs="*", default=list(EXPORT_FORMATS), help="export.py --include names to time")
+    p.add_argument("--int8-data", default="trees.yaml", help="calibrate int8 ONNX/OpenVINO on it ('': no int8)")
+    p.add_argument("--calib-images", type=int, default=32, help="int8 calibration images")
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument("--runs", type=int, default=20, help="timed rounds per model (median reported)")
     p.add_argument("--threads", type=int, default=2)
@@ -58,9 +60,12 @@ def time_latency(args: argparse.Namespace, workdir: Path) -> tuple[list[dict], l
     """Rows of the latency table and the format columns, ours and (with --compare) the references'."""
     configs = args.configs or list(dict.fromkeys([*config_names(("n",)), "yolov5s.yaml"]))
     references = {r.config: r for r in available_references(configs)} if args.compare else {}
-    rows, columns = [], ["eager", "eager fused", *args.formats]
-    candidates: list[Candidate] = [build_candidate(c, args.imgsz, workdir, tuple(args.formats)) for c in configs]
-    candidates += [build_candidate(w, args.imgsz, workdir, tuple(args.formats)) for w in args.weights]
+    int8 = [f"{f} int8" for f in INT8_FORMATS] if args.int8_data else []
+    rows, columns = [], ["eager", "eager fused", *args.formats, *int8]
+    candidates: list[Candidate] = [
+        build_candidate(c, args.imgsz, workdir, tuple(args.formats), args.int8_data, args.calib_images)
+        for c in [*configs, *args.weights]
+    ]
     for candidate in candidates:
         runners = dict(candidate.runners)
         reference = references.get(candidate.config)
@@ -74,7 +79,13 @@ def time_latency(args: argparse.Namespace, workdir: Path) -> tuple[list[dict], l
         medians = interleaved_medians(runners, args.runs)
         ours = {name: ms for name, ms in medians.items() if not name.startswith("reference ")}
         rows.append(
-            {"name": candidate.config, "params": candidate.parameters, "gflops": candidate.gflops, "latency": ours}
+            {
+                "name": candidate.config,
+                "params": candidate.parameters,
+                "gflops": candidate.gflops,
+                "latency": ours,
+                "agreement": candidate.agreement,
+            }
         )
         for name, error in candidate.errors.items():
             print(f"{candidate.config}: {name} not timed: {error}")

@@ -29,13 +29,15 @@ def test_suite_writes_a_table_and_a_plot(tmp_path: Path):
     argv = [
         "--configs", "yolov5n.yaml", "--imgsz", "64", "--runs", "1", "--formats", "onnx",
         "--train-configs", "yolo11n.yaml", "--train-imgsz", "64", "--train-batch", "2", "--train-steps", "1",
-        "--out", str(tmp_path),
+        "--int8-data", "trees.yaml", "--calib-images", "2", "--out", str(tmp_path),
     ]  # fmt: skip
     assert main(argv) == 0
     report = (tmp_path / "benchmark.md").read_text()
     latency_row = next(line for line in report.splitlines() if line.startswith("| yolov5n.yaml | 1.87"))
-    eager, fused, onnx = (float(cell) for cell in latency_row.strip("|").split("|")[3:6])
-    assert min(eager, fused, onnx) > 0
+    eager, fused, onnx, onnx_int8, openvino_int8 = (float(cell) for cell in latency_row.strip("|").split("|")[3:8])
+    assert min(eager, fused, onnx, onnx_int8, openvino_int8) > 0
+    # its agreement is reported (nan here: random weights detect nothing on the trees to agree on)
+    assert re.search(r"- yolov5n\.yaml, openvino int8: (nan|[01]\.\d{3})", report)
     training_row = re.search(r"\| yolo11n\.yaml \| ([\d.]+) \| ([\d.]+) \|", report)
     assert training_row and float(training_row[1]) > 0 and float(training_row[2]) > 0
     assert (tmp_path / "benchmark.png").stat().st_size > 10_000

@@ -34,6 +34,9 @@ def machine() -> str:
     return f"{cpu}, {torch.get_num_threads()} threads"
 
 
+AGREEMENT = "mAP50 of the int8 detections scored against the fp32 model's; meaningful for trained weights only"
+
+
 def latency_table(rows: list[dict], formats: list[str]) -> list[str]:
     """One row per model: parameters, GFLOPs and median ms per format ('-' where not timed)."""
     lines = [
@@ -44,6 +47,10 @@ def latency_table(rows: list[dict], formats: list[str]) -> list[str]:
         cells = [f"{row['latency'][f]:.1f}" if f in row["latency"] else "-" for f in formats]
         gflops = "-" if not row.get("gflops") else f"{row['gflops']:.{1 if row['gflops'] >= 1 else 3}f}"
         lines.append(f"| {row['name']} | {row['params'] / 1e6:.2f} | {gflops} | " + " | ".join(cells) + " |")
+    agreements = [(row["name"], f, a) for row in rows for f, a in row.get("agreement", {}).items()]
+    if agreements:
+        lines += ["", f"int8 agreement with the fp32 model on the val split ({AGREEMENT}):", ""]
+        lines += [f"- {name}, {fmt}: {agreement:.3f}" for name, fmt, agreement in agreements]
     return lines
 
 
