@@ -235,7 +235,8 @@ def test_losses_and_gradients_match_the_dense_reference(loss_name: str, seed: in
         loss = AlignedAnchorLoss(head, {"box": 7.5, "obj": 1.0, "cls": 0.5, "label_smoothing": 0.1})
     targets = random_targets(seed, batch, per_image)
     results = []
-    for assigner in (loss.assigner, DenseTaskAlignedAssigner(nc, strides=(8.0, 16.0, 32.0))):
+    dense = DenseTaskAlignedAssigner(nc, topk=loss.assigner.topk, strides=(8.0, 16.0, 32.0))  # the loss's own topk
+    for assigner in (loss.assigner, dense):
         loss.assigner = assigner
         maps = raw_outputs(loss_name, seed, batch, nc)
         total, items = loss(maps, targets)
