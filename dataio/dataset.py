@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -39,6 +39,19 @@ from utils.logging import LOGGER
 ShapeInfo = tuple[tuple[int, int], tuple[tuple[float, float], tuple[float, float]]] | None
 
 
+class ItemKey(NamedTuple):
+    """An index with the per-epoch state its item is augmented with, as the loader's sampler asks for it.
+
+    The state is read from the main process's dataset when an epoch's iteration starts and travels with every
+    index, so loader workers that persist across epochs (each with its own copy of the dataset, taken when they
+    started) draw exactly what the main process would.
+    """
+
+    index: int
+    epoch: int
+    mosaic_closed: bool
+
+
 class YoloDataset(Dataset):
     """Images and YOLO labels of one split, checked once (see `dataio.label_checks`) and cached.
 
@@ -56,7 +69,9 @@ class YoloDataset(Dataset):
     (evaluation) the item is None and `collate_fn` leaves it out, so it is not scored.
 
     Augmentation randomness comes from a generator seeded with (seed, epoch, index) only, so an item is the
-    same whenever it is asked for with the same `set_epoch`, in any worker and after any resume.
+    same whenever it is asked for with the same `set_epoch`, in any worker and after any resume. An item is
+    asked for by a plain index (this dataset's epoch and mosaic state) or by an `ItemKey` (the key's state:
+    what the loader's workers get, see `item_keys`).
     With `rect=True` images are reordered by aspect ratio and letterboxed per batch of `batch_size` to a
     stride-multiple shape: iterate in order (no shuffle) with the same batch size.
 
@@ -139,23 +154,35 @@ class YoloDataset(Dataset):
 
     @property
     def mosaic_enabled(self) -> bool:
-        return self.augment and not self.rect and not self._mosaic_closed and self.hyp.mosaic > 0
+        return self._mosaic_allowed(self._mosaic_closed)
 
-    def rng_for(self, index: int) -> np.random.Generator:
-        """The generator of item `index` in the current epoch."""
-        return np.random.default_rng([self.seed, self.epoch, int(index)])
+    def _mosaic_allowed(self, mosaic_closed: bool) -> bool:
+        return self.augment and not self.rect and not mosaic_closed and self.hyp.mosaic > 0
+
+    def rng_for(self, index: int, epoch: int | None = None) -> np.random.Generator:
+        """The generator of item `index` in `epoch` (default: the current epoch)."""
+        return np.random.default_rng([self.seed, self.epoch if epoch is None else int(epoch), int(index)])
+
+    def item_keys(self, indices: Iterable[int]) -> Iterator[ItemKey]:
+        """`indices` as keys carrying this dataset's epoch and mosaic state as they are now (read at once, not
+        as the keys are drawn), for a sampler to hand to loader workers whatever state their copies hold."""
+        epoch, mosaic_closed = self.epoch, self._mosaic_closed
+        return (ItemKey(int(i), epoch, mosaic_closed) for i in indices)
 
     # -- items --------------------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.image_files)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, str, ShapeInfo] | None:
-        index = int(index)
-        rng = self.rng_for(index)
+    def __getitem__(self, key: int | ItemKey) -> tuple[torch.Tensor, torch.Tensor, str, ShapeInfo] | None:
+        if isinstance(key, ItemKey):
+            index, epoch, mosaic_closed = key
+        else:
+            index, epoch, mosaic_closed = int(key), self.epoch, self._mosaic_closed
+        rng = self.rng_for(index, epoch)
         hyp = self.hyp
         shape_info: ShapeInfo = None
         # Draw the mosaic decision even when augmentation is off so the draw sequence does not depend on it.
-        use_mosaic = rng.random() < hyp.mosaic and self.mosaic_enabled
+        use_mosaic = rng.random() < hyp.mosaic and self._mosaic_allowed(mosaic_closed)
         if use_mosaic:
             image, labels = self._load_mosaic(index, rng)
             if rng.random() < hyp.mixup:

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
+from dataio.dataset import ItemKey
 from utils.logging import LOGGER
 
 
@@ -34,6 +35,28 @@ class SeededSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.length
+
+
+class ItemKeySampler(Sampler[ItemKey]):
+    """The indices of `indices` (a SeededSampler or DistributedSampler) as the dataset's `item_keys`: each carries
+    the epoch and mosaic state of the main process's dataset when the epoch's iteration starts.
+
+    The sampler runs in the main process, so this is how state set between epochs (`set_epoch`, `close_mosaic`)
+    reaches workers that persist across epochs with their own copy of the dataset.
+    """
+
+    def __init__(self, indices: Sampler[int], dataset: Dataset) -> None:
+        self.indices, self.dataset = indices, dataset
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.indices, "set_epoch"):
+            self.indices.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[ItemKey]:
+        return self.dataset.item_keys(iter(self.indices))
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
 class YoloDataLoader(DataLoader):
@@ -62,12 +85,15 @@ def build_dataloader(
     seed: int = 0,
     pin_memory: bool | None = None,
     drop_last: bool = False,
+    persistent_workers: bool = True,
 ) -> YoloDataLoader:
     """A loader over `dataset` with a deterministic per-epoch order; call `loader.set_epoch(e)` each epoch.
 
     `rank >= 0` uses a DistributedSampler (each rank gets its share; `batch_size` is per rank). `workers`
-    is capped by the CPU count; 0 loads in the main process. Workers are started anew each epoch (not
-    persistent) so that dataset state changed between epochs (`set_epoch`, `close_mosaic`) reaches them.
+    is capped by the CPU count; 0 loads in the main process. Workers start once and persist across epochs
+    (re-forking a large training process every epoch cost seconds); a dataset with `item_keys` (YoloDataset)
+    gets its per-epoch state with every index (`ItemKeySampler`), so its items are the same with any number of
+    workers. `persistent_workers=False` starts them anew each epoch (for comparison).
     A rect dataset keeps its order (shuffling would mix its per-batch shapes).
     """
     if getattr(dataset, "rect", False) and shuffle:
@@ -79,6 +105,8 @@ def build_dataloader(
         )
     else:
         sampler = SeededSampler(dataset, shuffle=shuffle, seed=seed)
+    if hasattr(dataset, "item_keys"):
+        sampler = ItemKeySampler(sampler, dataset)
     workers = max(0, min(int(workers), os.cpu_count() or 1, max(1, len(dataset) // max(1, batch_size))))
     generator = torch.Generator()
     generator.manual_seed(seed)  # fixes the workers' base seed too (unused by our augmentation, but tidy)
@@ -92,5 +120,5 @@ def build_dataloader(
         drop_last=drop_last,
         worker_init_fn=_worker_init if workers else None,
         generator=generator,
-        persistent_workers=False,
+        persistent_workers=persistent_workers and workers > 0,
     )
