@@ -191,6 +191,37 @@ def test_loader_is_a_function_of_seed_and_epoch(data_yaml: Path) -> None:
     assert not _same(first, _batches(other, 1))
 
 
+def _with_worker_pid(batch: list) -> tuple:
+    """The usual batch and the id of the process that collated it (a loader worker's, with workers)."""
+    return (*YoloDataset.collate_fn(batch), os.getpid())
+
+
+def test_persistent_workers_follow_epoch_and_close_mosaic(data_yaml: Path) -> None:
+    """Workers started once keep giving what the main process would, as set_epoch and close_mosaic change the
+    main process's dataset between epochs (the sampler hands them that state with every index)."""
+    hyp = {"mosaic": 1.0, "mixup": 0.5, "degrees": 5}
+    dataset = YoloDataset(load_data_config(data_yaml).train, imgsz=IMGSZ, augment=True, nc=3, seed=3, hyp=hyp)
+    serial = build_dataloader(dataset, batch_size=4, workers=0, seed=3)
+    parallel = build_dataloader(dataset, batch_size=4, workers=2, seed=3)
+    assert parallel.persistent_workers and parallel.num_workers >= 1  # capped by the CPU count
+    parallel.collate_fn = _with_worker_pid
+    pids = []
+    for epoch in range(3):
+        if epoch == 2:
+            dataset.close_mosaic()
+        expected = _batches(serial, epoch)
+        order = [key.index for key in serial.sampler]  # keys: (index, epoch, mosaic_closed)
+        direct = [YoloDataset.collate_fn([dataset[i] for i in order[j : j + 4]]) for j in range(0, len(order), 4)]
+        assert _same(expected, direct)  # as indexing the dataset itself gives
+        batches = _batches(parallel, epoch)
+        assert _same(batches, expected), epoch
+        assert all((shape is None) == (epoch < 2) for batch in batches for shape in batch[3])  # mosaic, then not
+        pids.append({batch[4] for batch in batches})
+    assert not _same(_batches(serial, 0), _batches(serial, 1))
+    assert len(pids[0]) == parallel.num_workers and os.getpid() not in pids[0]
+    assert pids[0] == pids[1] == pids[2]  # the same worker processes every epoch
+
+
 def test_distributed_sampler_shards_deterministically(data_yaml: Path) -> None:
     dataset = YoloDataset(load_data_config(data_yaml).train, imgsz=IMGSZ, nc=3)
     paths = []

@@ -71,7 +71,9 @@ def test_overfit_run_loss_falls_for_the_dfl_family(overfit_run: Path) -> None:
 
 
 def test_resume_is_exact_and_run_files_exist(tiny_data: Path, tmp_path: Path) -> None:
-    common = dict(cfg="yolov5n.yaml", epochs=2, batch_size=2, nbs=2, close_mosaic=1)
+    # With loader workers, which persist across epochs yet must see epoch 1's seeds and closed mosaic as a resumed
+    # run's fresh workers do (the same items as without workers: tests/test_dataset.py).
+    common = dict(cfg="yolov5n.yaml", epochs=2, batch_size=2, nbs=2, close_mosaic=1, workers=2)
     straight = train(options(tiny_data, tmp_path, name="straight", **common))
 
     with pytest.raises(Interrupted):
