@@ -60,8 +60,8 @@ class TrainOptions:
     sync_bn: bool = option(False, help="SyncBatchNorm under DDP")
     workers: int | None = option(
         None,
-        help="data loader workers per process (default: 0 on CPU, where re-forking a large training process "
-        "each epoch costs more than loading cached images in-process; min(8, cores) on CUDA)",
+        help="data loader workers per process, kept across epochs (default: 0 on CPU, where workers share the "
+        "cores with the training step; min(8, cores) on CUDA)",
         minimum=0,
     )
     cache: str = option(

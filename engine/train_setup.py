@@ -134,10 +134,9 @@ def set_batchnorm_momentum(model: nn.Module, momentum: float) -> None:
 def resolve_workers(requested: int | None, device: torch.device) -> int:
     """Data loader workers: as requested, else 0 on CPU and min(8, cores) on CUDA.
 
-    On CPU the training process itself grows to gigabytes; the loader forks its workers anew every epoch, and
-    each fork makes the trainer copy-on-write fault through that memory: measured on the trees data, the first
-    step of every epoch took 19 s instead of 6 s with 2 workers, while loading cached images in-process costs
-    under a second per epoch.
+    Workers persist across epochs (dataio/loader.py), but on CPU they share the cores with the training step:
+    measured on the trees data with 2 shared cores (benchmarks/results/loader_workers.md), training epochs were no
+    faster with 2 persistent workers than with none, loading cached images in-process taking ~4% of an epoch.
     """
     if requested is not None:
         if requested < 0:
