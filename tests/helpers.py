@@ -3,6 +3,8 @@ hyperparameters for tiny training runs."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +95,16 @@ def interrupt_after_first_epoch(trainer) -> None:
     """An `after_epoch` callback that stops a training run after its first epoch."""
     if trainer.epoch == 0:
         raise Interrupted
+
+
+PAYLOAD_MARKER = "PAYLOAD_RAN"  # the file a payload creates when some loader lets it run
+
+
+class SystemPayload:
+    """Unpickling this runs `touch <marker>`: a test fails if any loader lets it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[str]]:
+        return os.system, (f"touch '{self.marker}'",)

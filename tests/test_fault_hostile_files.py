@@ -11,7 +11,6 @@ directories either (detect.py --save-crop with such names in a checkpoint: tests
 
 from __future__ import annotations
 
-import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -26,35 +25,23 @@ import train as train_script
 import val as val_script
 from models import yolo as yolo_script
 from tests.engine_helpers import make_checkpoint
-from tests.helpers import STILL_HYP
+from tests.helpers import PAYLOAD_MARKER, STILL_HYP, SystemPayload
 from tests.synthetic_data import make_synthetic_dataset
-
-MARKER_NAME = "PAYLOAD_RAN"
-
-
-class _Payload:
-    """Unpickling this runs `touch <marker>`: the test fails if any loader lets it."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[Callable[..., object], tuple[str]]:
-        return os.system, (f"touch '{self.marker}'",)
 
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of hostile files (and tiny good data and weights, so that only the hostile file can fail)."""
     root = tmp_path_factory.mktemp("hostile")
-    marker = root / MARKER_NAME
+    marker = root / PAYLOAD_MARKER
     # The payloads are live: loaded unsafely, they do create their marker (here a throw-away one).
     probe = root / "probe_marker"
-    pickle.loads(pickle.dumps(_Payload(probe)))
+    pickle.loads(pickle.dumps(SystemPayload(probe)))
     yaml.unsafe_load(f"x: !!python/object/apply:os.system ['touch {probe}.yaml']")
     assert probe.exists() and Path(f"{probe}.yaml").exists()
     probe.unlink()
     Path(f"{probe}.yaml").unlink()
-    payload = _Payload(marker)
+    payload = SystemPayload(marker)
     torch.save({"format": 1, "model": payload, "names": {0: "a"}, "epoch": 0}, root / "evil.pt")
     (root / "evil_plain_pickle.pt").write_bytes(pickle.dumps({"model": payload}))
     torch.save({"model": payload}, root / "evil_legacy.pt", _use_new_zipfile_serialization=False)
@@ -140,7 +127,7 @@ def test_hostile_file_runs_nothing_and_fails_in_one_line(
     status = main(argv)
 
     err = capsys.readouterr().err
-    assert not (hostile / MARKER_NAME).exists(), "the payload ran"
+    assert not (hostile / PAYLOAD_MARKER).exists(), "the payload ran"
     lines = [line for line in err.splitlines() if line.strip()]
     assert status == 2 and len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], err
     assert "Traceback" not in err

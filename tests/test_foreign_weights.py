@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import builtins
 import io
-import os
 import pickle
 import sys
 import types
@@ -27,6 +26,7 @@ from engine.train_options import TrainOptions
 from engine.trainer import Trainer
 from models.checkpoint_model import model_from_checkpoint, read_weights
 from models.foreign_checkpoint import is_foreign_model
+from tests.helpers import PAYLOAD_MARKER, SystemPayload
 from tests.synthetic_data import make_synthetic_dataset
 from tools import convert_weights as convert_script
 from utils.checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
@@ -36,15 +36,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "foreign"
 YOLOV5 = FIXTURES / "yolov5n_nc3.pt"  # YOLOv5n, nc=3, as yolov5's train.py leaves best.pt (stripped, fp16)
 YOLO11 = FIXTURES / "yolo11_w0125_nc3.pt"  # YOLO11 at width 0.125, nc=3, as ultralytics writes last.pt (EMA)
 YOLO11_FUSED = FIXTURES / "yolo11_w0125_nc3_fused.pt"  # the same after ultralytics' fuse(): no BatchNorm
-MARKER = "PAYLOAD_RAN"
-
-
-class _System:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[Callable[..., Any], tuple[str]]:
-        return os.system, (f"touch '{self.marker}'",)
+MARKER = PAYLOAD_MARKER
 
 
 class _Exec:
@@ -61,8 +53,8 @@ def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def test_payloads_become_placeholders_and_never_run(tmp_path: Path) -> None:
     marker = tmp_path / MARKER
-    payloads = {"system": _System(marker), "exec": _Exec(marker), "model": nn.Conv2d(3, 4, 1)}
-    for payload, probe in ((_System, "probe_system"), (_Exec, "probe_exec")):  # live when unpickled normally
+    payloads = {"system": SystemPayload(marker), "exec": _Exec(marker), "model": nn.Conv2d(3, 4, 1)}
+    for payload, probe in ((SystemPayload, "probe_system"), (_Exec, "probe_exec")):  # live when unpickled normally
         pickle.loads(pickle.dumps(payload(tmp_path / probe)))
         assert (tmp_path / probe).exists()
 
@@ -74,7 +66,7 @@ def test_payloads_become_placeholders_and_never_run(tmp_path: Path) -> None:
     assert isinstance(conv, ForeignObject) and conv.foreign_name == "torch.nn.modules.conv.Conv2d"
     assert torch.equal(conv.attributes["_parameters"]["weight"], payloads["model"].weight)  # tensors are real
     for protocol in range(pickle.HIGHEST_PROTOCOL + 1):  # a plain pickle: placeholders too, any protocol
-        plain = RestrictedUnpickler(io.BytesIO(pickle.dumps([_System(marker), _Exec(marker)], protocol))).load()
+        plain = RestrictedUnpickler(io.BytesIO(pickle.dumps([SystemPayload(marker), _Exec(marker)], protocol))).load()
         assert [p.foreign_name for p in plain] == ["posix.system", "builtins.exec"]
     # find_class never imports: a module that prints on import, and one that does not exist
     for module in ("this", "no_such_module_anywhere"):
