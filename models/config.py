@@ -23,6 +23,7 @@ CFG_DIR = Path(__file__).resolve().parent.parent / "cfg"
 
 # `yolo11n.yaml` -> `yolo11.yaml` at scale n; `yolo11n_mobilenetv4.yaml` -> `yolo11_mobilenetv4.yaml` at n.
 _SCALED_NAME = re.compile(r"^(?P<base>.*?\d+)(?P<scale>[nslmx])(?P<rest>(?:[_-].*)?)$")
+_UNSCALED_STEM = re.compile(r"^(?P<base>.*?\d+)(?P<rest>.*)$")  # the file's stem: yolo11 + _mobilenetv4
 
 
 class ConfigError(UserError, ValueError):
@@ -57,6 +58,15 @@ class ModelConfig:
 def available_configs() -> list[Path]:
     """Every model YAML shipped under cfg/."""
     return sorted(CFG_DIR.rglob("*.yaml"))
+
+
+def scaled_config_name(path: Path, scale: str) -> str:
+    """The name users pass for scaled config file `path` at `scale` (yolo11_mobileone.yaml at n:
+    yolo11n_mobileone.yaml); find_config_file reads it back as (path, scale)."""
+    match = _UNSCALED_STEM.match(path.stem)
+    if match is None:
+        raise ValueError(f"{path.name}: a scaled config's name needs a version number to put the scale after")
+    return f"{match['base']}{scale}{match['rest']}{path.suffix}"
 
 
 def find_config_file(name: str | Path) -> tuple[Path, str | None]:

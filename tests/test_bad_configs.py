@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from models.config import ConfigError, find_config_file, load_model_config, read_yaml
+from models.config import (
+    ConfigError,
+    available_configs,
+    find_config_file,
+    load_model_config,
+    read_yaml,
+    scaled_config_name,
+)
 from models.detection_model import DetectionModel
 from tests.helpers import write_config
 
@@ -81,3 +88,11 @@ def test_scale_letter_and_paths_resolve() -> None:
     assert path.name == "yolo11.yaml" and scale == "n"
     assert find_config_file(str(path))[0] == path
     assert load_model_config("yolov5m.yaml").scaling.width == 0.75
+
+
+def test_every_scaled_config_name_resolves_back_to_its_file() -> None:
+    scaled = [path for path in available_configs() if read_yaml(path).get("scales")]
+    assert scaled
+    for path in scaled:
+        for scale in read_yaml(path)["scales"]:
+            assert find_config_file(scaled_config_name(path, scale)) == (path, scale)

@@ -4,7 +4,6 @@ each exported format, written by export() exactly as `python export.py` writes i
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,14 +14,13 @@ from benchmarks.suite.runners import Runner, runner_for, torch_runner
 from dataio.data_config import load_data_config
 from engine.export import export
 from models.checkpoint_model import model_from_checkpoint
-from models.config import available_configs, read_yaml
+from models.config import available_configs, read_yaml, scaled_config_name
 from models.detection_model import DetectionModel
 from models.summary import count_parameters, gflops
 from utils.checkpoint import save_checkpoint
 
 EXPORT_FORMATS = ("torchscript", "onnx", "openvino")  # export.py --include names timed by default
 INT8_FORMATS = ("onnx", "openvino")  # written quantized by export(int8=True), timed as "onnx int8", "openvino int8"
-_SCALED = re.compile(r"^(?P<base>.*?\d+)(?P<rest>.*)$")  # yolo11_mobileone -> yolo11 + _mobileone
 
 
 def config_names(scales: tuple[str, ...] = ("n",)) -> list[str]:
@@ -31,8 +29,7 @@ def config_names(scales: tuple[str, ...] = ("n",)) -> list[str]:
     names = []
     for path in available_configs():
         if read_yaml(path).get("scales"):
-            match = _SCALED.match(path.stem)
-            names += [f"{match['base']}{scale}{match['rest']}.yaml" for scale in scales]
+            names += [scaled_config_name(path, scale) for scale in scales]
         else:
             names.append(path.name)
     return names
