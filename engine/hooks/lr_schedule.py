@@ -32,9 +32,9 @@ class LRScheduleHook(Hook):
             trainer.optimizer, lr_lambda=self.lr_fn, last_epoch=trainer.start_epoch - 1
         )
         warmup_epochs = hyp.warmup_epochs
-        self.warmup_iters = (
-            max(round(warmup_epochs * trainer.num_batches), o.min_warmup_iters) if warmup_epochs > 0 else -1
-        )
+        iterations = max(round(warmup_epochs * trainer.num_batches), o.min_warmup_iters) if warmup_epochs > 0 else 0
+        # a warm-up that rounds to no iteration (0.1 epochs of 4 batches) is none, not a ramp over zero steps
+        self.warmup_iters = iterations if iterations > 0 else -1
 
     def before_step(self, trainer: Trainer) -> None:
         iteration = trainer.iteration
