@@ -266,3 +266,21 @@ def options_from_keywords(options_class: type[OptionsT], values: dict[str, Any],
             raise OptionError(f"{caller}: {key!r} and another spelling of {name!r} both given")
         resolved[name] = value
     return options_class(**resolved)
+
+
+def parse_option_groups(
+    options_classes: Sequence[type], argv: Sequence[str] | None = None, description: str | None = None
+) -> tuple[Any, ...]:
+    """Like parse_options, for one command line whose flags are the fields of several dataclasses (their field
+    names must differ): one instance of each, in order (train.py's TrainOptions and EvolveOptions)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for options_class in options_classes:
+        add_arguments(parser, options_class)
+    values = vars(parser.parse_args(argv))
+    try:
+        return tuple(
+            options_class(**{f.name: values[f.name] for f in dataclasses.fields(options_class)})
+            for options_class in options_classes
+        )
+    except UserError as e:
+        raise SystemExit(report_user_error(e)) from None
