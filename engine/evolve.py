@@ -108,7 +108,12 @@ def evolve_hyperparameters(
     check_evolve_options(options, search)
     space = load_search_space(search.evolve_space)
     start = starting_hyperparameters(options)
-    space.applicable(start)  # a relative range on a zero starting value fails here, before anything is created
+    searched = [r.key for r in space.applicable(start)]  # a bad relative range fails here, before any file
+    if "mosaic" in searched and options.close_mosaic >= options.epochs:
+        LOGGER.warning(
+            f"Evolve: --close-mosaic {options.close_mosaic} >= --epochs {options.epochs}: no trial uses mosaic, so "
+            "searching its probability changes nothing; lower --close-mosaic or drop mosaic from the space"
+        )
     evolve_dir = claim_run_dir(evolve_dir_of(options), exist_ok=True).path  # the same command: the same directory
     study_name = search.study_name or options.name
     url = search.storage or f"sqlite:///{(evolve_dir / 'study.db').resolve()}"
@@ -130,7 +135,10 @@ def evolve_hyperparameters(
             break
         if finished + running >= search.evolve:  # the rest are running elsewhere: wait for them, or their heartbeat
             if not waiting_logged:
-                LOGGER.info(f"Evolve: waiting for {running} trial(s) running elsewhere to finish")
+                LOGGER.info(
+                    f"Evolve: waiting for {running} running trial(s): another worker's, or a killed one that is "
+                    f"failed and re-run here once its heartbeat is {grace_s} s old"
+                )
                 waiting_logged = True
             time.sleep(heartbeat_s)
             continue
