@@ -312,7 +312,7 @@ def write_reports(study: optuna.Study, evolve_dir: Path, space: SearchSpace, nam
     keys = [r.key for r in space.ranges if any(r.key in t.params for t in records)]
     write_evolve_csv(records, keys, evolve_dir / "evolve.csv")
     finished = sum(r.state in ("COMPLETE", "PRUNED") for r in records)
-    plot_evolve(records, evolve_dir / "evolve.png", title=f"study {name}: {finished} trials")
+    plot_evolve(records, evolve_dir / "evolve.png", title=f"study {name}: {finished} finished trials")
     best = best_trial(records)
     if best is not None:
         write_best_hyp(best, evolve_dir / "best_hyp.yaml", f"study {name!r} ({finished} finished trials)")

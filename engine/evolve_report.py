@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from utils.atomic_write import atomic_write
 
@@ -83,6 +84,7 @@ def plot_evolve(records: Sequence[TrialRecord], path: Path, title: str = "") -> 
     if start is not None:
         axes.annotate("starting hyps", (start.number, start.fitness), textcoords="offset points", xytext=(6, -12))
     axes.set_xlabel("trial")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("fitness (0.1 mAP50 + 0.9 mAP50-95)")
     axes.set_title(title)
     axes.grid(alpha=0.3)
