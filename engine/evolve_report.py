@@ -77,6 +77,8 @@ def plot_evolve(records: Sequence[TrialRecord], path: Path, title: str = "") -> 
             best = max(best, r.fitness)
             xs.append(r.number)
             ys.append(best)
+        xs.append(max(r.number for r in ordered))  # the best so far holds through the trials after it
+        ys.append(best)
         axes.step(xs, ys, where="post", color="C1", label="running best")
     if pruned:
         axes.scatter([r.number for r in pruned], [r.fitness for r in pruned], marker="x", color="C3", label="pruned")
@@ -89,7 +91,7 @@ def plot_evolve(records: Sequence[TrialRecord], path: Path, title: str = "") -> 
     axes.set_title(title)
     axes.grid(alpha=0.3)
     if complete or pruned:
-        axes.legend(loc="lower right")
+        axes.legend(loc="best")
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=150)
