@@ -3,22 +3,18 @@ TensorBoard gets the scalars and images."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+import train as train_script
 from engine.hooks import Hook, UnknownEventError, default_hooks
 from engine.hyperparameters import HYP_DIR
 from engine.train_options import TrainOptions
 from engine.trainer import Trainer, train
 from tests.helpers import Interrupted, interrupt_after_first_epoch
 from utils.checkpoint import load_checkpoint
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def options(data: Path, project: Path, **overrides) -> TrainOptions:
@@ -131,11 +127,11 @@ def test_resume_continues_the_schedule_after_warmup(tiny_data: Path, tmp_path: P
 def test_tensorboard_events_from_train_py(tiny_data: Path, tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    command = [sys.executable, "train.py", "--cfg", "yolo11n.yaml", "--epochs", "1", "--imgsz", "64"]
-    command += ["--data", str(tiny_data), "--batch-size", "4", "--project", str(tmp_path), "--device", "cpu"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # train.py's main in this process: the script as a process is run by test_train.py's DDP test and
+    # test_fault_concurrent_runs.py; another interpreter here would only repeat the imports
+    argv = ["--cfg", "yolo11n.yaml", "--epochs", "1", "--imgsz", "64"]
+    argv += ["--data", str(tiny_data), "--batch-size", "4", "--project", str(tmp_path), "--device", "cpu"]
+    assert train_script.main(argv) == 0
     run = tmp_path / "exp"
     assert list(run.glob("events.out.tfevents.*"))
     events = EventAccumulator(str(run)).Reload()
