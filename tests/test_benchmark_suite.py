@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import torch
+
 from benchmarks.run import main
 from benchmarks.suite.ours import config_names
 from benchmarks.suite.timing import interleaved_medians
@@ -31,7 +33,9 @@ def test_suite_writes_a_table_and_a_plot(tmp_path: Path):
         "--train-configs", "yolo11n.yaml", "--train-imgsz", "64", "--train-batch", "2", "--train-steps", "1",
         "--int8-data", "trees.yaml", "--calib-images", "2", "--out", str(tmp_path),
     ]  # fmt: skip
+    threads = torch.get_num_threads()
     assert main(argv) == 0
+    assert torch.get_num_threads() == threads  # its --threads ends with it: the tests after it keep their count
     report = (tmp_path / "benchmark.md").read_text()
     latency_row = next(line for line in report.splitlines() if line.startswith("| yolov5n.yaml | 1.87"))
     eager, fused, onnx, onnx_int8, openvino_int8 = (float(cell) for cell in latency_row.strip("|").split("|")[3:8])
