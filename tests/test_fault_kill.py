@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import train
@@ -78,7 +79,9 @@ def check_consistent(run: Path, where: str) -> None:
 
 def run_killed(kill_at: str, argv: list[str]) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "tests.kill_driver", kill_at, *argv]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The thread count of the in-process runs: results are bit-exact only at equal counts, and this process's count
+    # need not be what OMP_NUM_THREADS says (torch.set_num_threads by code that ran before in it).
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(torch.get_num_threads())}
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
