@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from engine.hooks.base import Hook
-from utils.checkpoint import load_checkpoint, save_checkpoint, write_checkpoint_file
+from utils.atomic_write import atomic_write
+from utils.checkpoint import checkpoint_bytes, load_checkpoint, write_checkpoint_file
 from utils.logging import LOGGER
 from utils.torch_utils import unwrap_model
 
@@ -51,14 +52,14 @@ class CheckpointHook(Hook):
             trainer.best_fitness, trainer.best_epoch = self.saved_best
             trainer.improved = False
             return
-        state = checkpoint_state(trainer)
+        data = checkpoint_bytes(trainer.model, **checkpoint_state(trainer))  # one serialisation for every file
         if trainer.improved:
-            save_checkpoint(weights / "best.pt", trainer.model, **state)
-        save_checkpoint(weights / "last.pt", trainer.model, **state)
+            atomic_write(weights / "best.pt", data)
+        atomic_write(weights / "last.pt", data)
         self.saved_best = (trainer.best_fitness, trainer.best_epoch)
         period = trainer.options.save_period
         if period > 0 and (epoch + 1) % period == 0:
-            save_checkpoint(weights / f"epoch{epoch + 1}.pt", trainer.model, **state)
+            atomic_write(weights / f"epoch{epoch + 1}.pt", data)
 
     def after_train(self, trainer: Trainer) -> None:
         for path in (trainer.weights_dir / "best.pt", trainer.weights_dir / "last.pt"):  # last.pt last: see above
