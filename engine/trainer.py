@@ -98,6 +98,12 @@ class Trainer:
         self.val_losses: list[float] = []
         self.lrs: list[float] = []
         self.ema: ModelEMA | None = None
+        # Names of the per-image loss items a step logs: the loss function's, then any a hook adds in before_train
+        # (a hook that adds a name appends its item to trainer.loss_items in before_backward).
+        self.loss_names: list[str] = []
+        # State hooks keep across a resume: saved in checkpoints under "hook_state" (set it by after_epoch, before
+        # the checkpoint hook runs); a resumed run's hooks find it in resume_checkpoint["hook_state"].
+        self.hook_state: dict[str, Any] = {}
 
     def _claim_save_dir(self) -> Path:
         """Rank 0 creates <project>/<name>[N] with an exclusive mkdir, before any data is read, so two runs
@@ -147,6 +153,7 @@ class Trainer:
         # channels-last except the convs whose CPU backward torch gets wrong in it (kept in NCHW, named here)
         self.nchw_convs = to_channels_last(model, self.device) if o.channels_last else []
         self.loss_fn = self.build_loss(model)
+        self.loss_names = list(self.loss_fn.names)
         self.optimizer = self.build_optimizer(model)
         self.amp = o.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -259,7 +266,7 @@ class Trainer:
         self.model.train()
         self.train_loader.set_epoch(self.epoch)
         self.fire("before_epoch")
-        self.mean_losses = torch.zeros(len(self.loss_fn.names), device=self.device)
+        self.mean_losses = torch.zeros(len(self.loss_names), device=self.device)
         self._batches_in_mean = 0
         self.optimizer.zero_grad()
         self._last_optimizer_step = -1
@@ -279,18 +286,20 @@ class Trainer:
         resumed run starts with no gradients pending).
 
         A hook may skip the batch in before_backward (trainer.skip_batch, e.g. a NaN loss): no backward, not in
-        the mean losses, and no optimiser step when no batch since the last one had a backward pass."""
+        the mean losses, and no optimiser step when no batch since the last one had a backward pass. A hook may
+        also add to trainer.loss (e.g. distillation, from trainer.preds: the model's raw outputs of this batch)."""
         images, targets, self.paths, _ = batch
         self.images, self.targets = self.preprocess(images), targets
         with torch.autocast(device_type=self.device.type, enabled=self.amp):
-            loss, self.loss_items = self.loss_fn(self.model(self.images), targets.to(self.device))
+            self.preds = self.model(self.images)
+            loss, self.loss_items = self.loss_fn(self.preds, targets.to(self.device))
             if self.ddp:
                 loss = loss * self.world_size  # DDP averages gradients over processes
         self.loss = loss
         self.skip_batch = False
         self.fire("before_backward")
         if not self.skip_batch:
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(self.loss).backward()
             self._backward_since_step = True
         i = self.batch_index
         if i - self._last_optimizer_step >= self.accumulate or i + 1 == self.num_batches:

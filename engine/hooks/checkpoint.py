@@ -69,7 +69,8 @@ class CheckpointHook(Hook):
 
 def checkpoint_state(trainer: Trainer) -> dict[str, Any]:
     """Everything --resume needs besides the model: epoch, best fitness, EMA, optimiser, options, hyperparameters,
-    and where the run stands (`training_done`: no epoch left to train; `wrapped_up`: the wrap-up finished too)."""
+    the hooks' own state, and where the run stands (`training_done`: no epoch left to train; `wrapped_up`: the
+    wrap-up finished too)."""
     ema = trainer.ema
     return {
         "epoch": trainer.epoch,
@@ -81,6 +82,7 @@ def checkpoint_state(trainer: Trainer) -> dict[str, Any]:
         "train_args": trainer.options.to_dict(),
         "hyp": trainer.hyp.to_dict(),  # a plain dict: checkpoints load with weights_only=True
         "metrics": trainer.metrics,
+        "hook_state": trainer.hook_state,  # what hooks keep across a resume (e.g. distillation adapters)
         "training_done": trainer.epoch + 1 >= trainer.options.epochs or trainer.stop_requested,
         "wrapped_up": False,
     }

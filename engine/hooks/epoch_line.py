@@ -35,8 +35,7 @@ class EpochLineHook(Hook):
 
 def epoch_line(trainer: Trainer, seconds: float) -> str:
     """The line for the epoch just finished (see EpochLineHook)."""
-    names = trainer.loss_fn.names
-    losses = " ".join(f"{name} {value:.4g}" for name, value in zip(names, trainer.train_losses))
+    losses = " ".join(f"{name} {value:.4g}" for name, value in zip(trainer.loss_names, trainer.train_losses))
     parts = [f"epoch {trainer.epoch + 1}/{trainer.options.epochs}: train {losses}"]
     m = trainer.metrics
     if m:
@@ -45,6 +44,7 @@ def epoch_line(trainer: Trainer, seconds: float) -> str:
             f"mAP50 {m.get('map50', 0.0):.4g} mAP50-95 {m.get('map50_95', 0.0):.4g}"
         )
         if trainer.val_losses:
+            names = trainer.loss_fn.names  # validation computes the loss function's items only
             parts.append("val " + " ".join(f"{name} {value:.4g}" for name, value in zip(names, trainer.val_losses)))
     else:
         parts.append("not validated")

@@ -56,12 +56,13 @@ class LoggerHook(Hook):
 
 def epoch_scalars(trainer: Trainer) -> dict[str, float]:
     """The epoch's values by name, in results.csv's column order: train losses, metrics, validation losses and
-    the learning rate of each parameter group (the rates the epoch trained with)."""
+    the learning rate of each parameter group (the rates the epoch trained with). Training has a column for every
+    item a step logs (`trainer.loss_names`: a hook's, e.g. distillation, too); validation for the loss function's."""
     names = trainer.loss_fn.names
     metrics = trainer.metrics
     val_losses = trainer.val_losses or [0.0] * len(names)
     return {
-        **{f"train/{name}_loss": float(v) for name, v in zip(names, trainer.train_losses)},
+        **{f"train/{name}_loss": float(v) for name, v in zip(trainer.loss_names, trainer.train_losses)},
         "metrics/precision": float(metrics.get("precision", 0.0)),
         "metrics/recall": float(metrics.get("recall", 0.0)),
         "metrics/mAP50": float(metrics.get("map50", 0.0)),

@@ -22,7 +22,7 @@ class ProgressBarHook(Hook):
         self.bar: tqdm | None = None
 
     def before_epoch(self, trainer: Trainer) -> None:
-        header = ("Epoch", "mem", *trainer.loss_fn.names, "Instances", "Size")
+        header = ("Epoch", "mem", *trainer.loss_names, "Instances", "Size")
         # on the bar's stream (stderr): the header labels the bar's numbers, and a log of stdout alone, which has
         # the epoch's values as one line (EpochLineHook), would otherwise show headers with nothing under them
         tqdm.write(("\n" + "%11s" * len(header)) % header, file=sys.stderr)
