@@ -40,6 +40,12 @@ class TrainOptions:
         "or a YOLOv5 / ultralytics .pt (imported safely: nothing in the file runs)",
     )
     backbone_weights: str | None = option(None, help="local checkpoint for the backbone stage (timm/official)")
+    teacher: str | None = option(
+        None,
+        help="knowledge distillation: a trained checkpoint (any head, same classes) whose outputs and neck features "
+        "the model learns from as well, frozen (engine/hooks/distillation.py)",
+    )
+    distill_weight: float = option(1.0, help="gain of the distillation loss (with --teacher)", minimum=0)
     scale: str | None = option(None, help="scale letter n/s/m/l/x for configs with `scales` (default: from the name)")
     # 20: the README main command (yolov5s_mobileone on trees) then ends within 30 min on 2 CPU cores
     epochs: int = option(20, help="training epochs", minimum=1)

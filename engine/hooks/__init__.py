@@ -11,6 +11,7 @@ from engine.hooks.batchnorm_stats import BatchNormStatsHook
 from engine.hooks.checkpoint import CheckpointHook
 from engine.hooks.close_mosaic import CloseMosaicHook
 from engine.hooks.csv_log import CSVLogHook
+from engine.hooks.distillation import DistillationHook
 from engine.hooks.early_stopping import EarlyStoppingHook
 from engine.hooks.ema import EMAHook
 from engine.hooks.epoch_line import EpochLineHook
@@ -30,6 +31,7 @@ def default_hooks() -> list[Hook]:
     return [
         ModelSummaryHook(),  # the layer table and summary line, before anything else is logged
         LRScheduleHook(),  # warm-up per step, schedule per epoch
+        DistillationHook(),  # --teacher: adds its loss before the NaN guard checks it; sets anchors before the EMA copy
         NonFiniteLossHook(),  # skips batches whose loss is NaN or infinite; stops after --max-nan-steps in a row
         CloseMosaicHook(),
         EMAHook(),
@@ -52,6 +54,7 @@ __all__ = [
     "CSVLogHook",
     "CallbackHook",
     "CheckpointHook",
+    "DistillationHook",
     "CloseMosaicHook",
     "EMAHook",
     "EarlyStoppingHook",
