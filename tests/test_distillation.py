@@ -12,7 +12,7 @@ import torch
 
 import train as train_script
 from engine.hooks import DistillationHook, Hook, default_hooks
-from engine.hooks.distillation import STATE_KEY, plan_distillation
+from engine.hooks.distillation import STATE_KEY, adopt_teacher_anchors, plan_distillation
 from engine.train_options import TrainOptions
 from engine.trainer import Trainer, train
 from models.detection_model import DetectionModel
@@ -148,3 +148,13 @@ def test_heads_of_different_families_distil_features_only() -> None:
         (16.0, 128, 256),
         (32.0, 256, 512),
     ]
+
+
+def test_anchor_student_takes_the_teachers_anchors() -> None:
+    student, teacher = DetectionModel("yolov5n.yaml", nc=2), DetectionModel("yolov5n.yaml", nc=2)
+    with torch.no_grad():
+        teacher.head.anchors.mul_(1.5)
+    assert plan_distillation(student, teacher).why_no_outputs == "the anchor heads' anchors differ"
+    assert adopt_teacher_anchors(student, teacher) and torch.equal(student.head.anchors, teacher.head.anchors)
+    assert plan_distillation(student, teacher).outputs == "anchor"
+    assert not adopt_teacher_anchors(student, teacher)  # nothing left to change
