@@ -148,8 +148,9 @@ def plot_pareto(rows: Sequence[Row], path: Path, subtitle: str) -> Path:
     front = sorted(row.point for row in rows if row.pareto)
     if front:
         xs, ys = zip(*front)
-        axis.step(xs, ys, where="post", color="tab:red", alpha=0.6, label="Pareto front")
+        axis.step(xs, ys, where="post", color="tab:red", alpha=0.6, label="Pareto front (filled: on it)")
         axis.legend(fontsize=8, loc="lower right")
+    axis.margins(x=0.25, y=0.1)  # room for the labels of the outermost points
     axis.set_xlabel("latency, fastest format (ms per image, batch 1)")
     axis.set_ylabel("mAP50-95 (best.pt, val split)")
     axis.set_title(f"Backbone sweep: accuracy against CPU latency\n{subtitle}", fontsize=10)
