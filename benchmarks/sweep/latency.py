@@ -16,7 +16,7 @@ from benchmarks.suite.runners import Runner
 from benchmarks.suite.timing import interleaved_medians
 from benchmarks.sweep.configs import run_name
 from benchmarks.sweep.options import SweepOptions
-from benchmarks.sweep.runs import ConfigResult
+from benchmarks.sweep.runs import ConfigResult, first_line
 
 FUSED = "eager fused"  # the suite's name for the fused PyTorch model, always timed
 UNFUSED = "eager"  # the suite also builds the unfused model; a sweep compares deployable (fused) models only
@@ -86,9 +86,3 @@ def time_configs(
             config, name = owners[key]
             latencies[config].ms[name] = ms
     return latencies
-
-
-def first_line(error: BaseException) -> str:
-    """An exception's message, first line only (a sweep row holds one line)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else "(no message)"

@@ -136,3 +136,9 @@ def write_record(run_dir: Path, config: str, metrics: dict[str, float], seconds:
 def _check_same_config(found: str | None, config: str, path: Path) -> None:
     if found is not None and found != config:
         raise SweepRunError(f"{path} is a run of {found}, not {config}: use another --name for this sweep")
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's message, first line only (a sweep row holds one line)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "(no message)"

@@ -14,10 +14,10 @@ import yaml
 
 from benchmarks.suite.report import machine, versions
 from benchmarks.sweep.configs import resolve_configs, run_name
-from benchmarks.sweep.latency import first_line, format_columns, time_configs
+from benchmarks.sweep.latency import format_columns, time_configs
 from benchmarks.sweep.options import SweepOptions
 from benchmarks.sweep.report import build_rows, markdown_table, plot_pareto, write_csv
-from benchmarks.sweep.runs import ConfigResult, SweepRunError, train_config
+from benchmarks.sweep.runs import ConfigResult, SweepRunError, first_line, train_config
 from dataio.data_config import load_data_config
 from utils.atomic_write import atomic_write
 from utils.errors import UserError
@@ -41,7 +41,7 @@ def run_sweep(options: SweepOptions, command: str = "", log: Callable[[str], Non
     results: list[ConfigResult] = []
     for index, config in enumerate(configs, 1):
         prefix = f"[{index}/{len(configs)}] {config}"
-        log(f"{prefix}: training in {sweep_dir / run_name(config)}")
+        log(f"{prefix}: run {sweep_dir / run_name(config)}")
         started = time.time()
         try:
             result = train_config(config, options, sweep_dir, lambda message, p=prefix: log(f"{p}: {message}"))
@@ -62,6 +62,7 @@ def run_sweep(options: SweepOptions, command: str = "", log: Callable[[str], Non
     rows = build_rows(results, latencies)
     columns = format_columns(options)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    hyp = f"the hyperparameters of {options.hyp}" if options.hyp else "its head's default hyperparameters"
     setting = f"{options.epochs} epochs at {options.imgsz} px on {options.data}"
     write_csv(rows, columns, sweep_dir / "sweep.csv")
     plot_pareto(rows, sweep_dir / "sweep.png", f"{setting}; CPU latency: {machine()}")
@@ -70,8 +71,8 @@ def run_sweep(options: SweepOptions, command: str = "", log: Callable[[str], Non
         "",
         f"Command: `{command or 'run_sweep(...)'}`",
         "",
-        f"Training: {setting}, each config from scratch with its head's default hyperparameters, seed "
-        f"{options.seed}, batch {options.batch_size}. mAP50 and mAP50-95: each run's best.pt on the val split.",
+        f"Training: {setting}, each config from scratch with {hyp}, seed {options.seed}, batch "
+        f"{options.batch_size}. mAP50 and mAP50-95: each run's best.pt on the val split.",
         "",
         f"Latency: batch 1 at {options.imgsz} px on CPU, fused weights, median of {options.runs} rounds in which "
         "every config and format runs once in a new random order (all configs timed together after training). "
