@@ -147,11 +147,7 @@ def parse_options(
 ) -> OptionsT:
     """`options_class` filled from the command line (`argv`, default sys.argv[1:]); bad flags exit with status 2:
     argparse's usage message for what it parses, one `error: --flag value: ...` line for a value out of limits."""
-    namespace = build_parser(options_class, description).parse_args(argv)
-    try:
-        return options_class(**vars(namespace))
-    except UserError as e:
-        raise SystemExit(report_user_error(e)) from None
+    return parse_option_groups((options_class,), argv, description)[0]
 
 
 def _argument(options_class: type, field: dataclasses.Field, annotation: Any) -> dict[str, Any]:
