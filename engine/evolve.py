@@ -48,7 +48,7 @@ GRACE_S = 120  # a RUNNING trial without a heartbeat for this long was killed: i
 MAX_RETRIES = 2  # re-runs of a killed trial's values before they are given up
 DEFAULT_PROJECT = "runs/evolve"  # where --evolve runs go while --project is left at training's default
 # Options that change where or how fast a trial runs, not its result: workers of one study may differ in these.
-LOCAL_OPTIONS = ("device", "workers", "project", "name", "exist_ok", "resume", "cache")
+LOCAL_OPTIONS = ("device", "workers", "project", "name", "exist_ok", "resume", "cache", "nosave")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -266,8 +266,16 @@ def run_trial(
     trial.set_user_attr("run_dir", str(run_dir))
     shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
     LOGGER.info(f"\nEvolve trial {trial.number} (study has {trials} to finish): {shown}")
+    # nosave: a trial's checkpoints are written once, at its end (a killed trial is re-run from its start anyway)
     trial_options = dataclasses.replace(
-        options, project=str(trials_dir), name=run_dir.name, exist_ok=True, hyp=str(hyp_file), resume=False
+        options,
+        project=str(trials_dir),
+        name=run_dir.name,
+        exist_ok=True,
+        hyp=str(hyp_file),
+        resume=False,
+        nosave=True,
+        save_period=-1,
     )
     pruning = TrialPruningHook(trial)
     trainer = Trainer(trial_options, hooks=with_hook_before(default_hooks(), pruning, EarlyStoppingHook))

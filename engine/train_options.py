@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from engine.optim import OPTIMIZERS
+from utils.errors import OptionError
 from utils.options import check_options, option
 
 CACHE_MODES = ("auto", "ram", "disk", "none")
@@ -92,6 +93,10 @@ class TrainOptions:
     seed: int = option(0, help="random seed (each process adds its rank)")
     deterministic: bool = option(True, help="deterministic algorithms (bit-exact runs and resumes)")
     save_period: int = option(-1, help="also save epochN.pt every N epochs (-1: off)", minimum=-1)
+    nosave: bool = option(
+        False,
+        help="write best.pt and last.pt only after the final epoch (faster short runs; a killed run cannot resume)",
+    )
     noval: bool = option(False, help="validate only after the final epoch")
     noplots: bool = option(False, help="write no plots")
     max_grad_norm: float = option(10.0, help="clip gradients to this total norm before each optimiser step", above=0)
@@ -133,6 +138,8 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         check_options(self)  # every value within its limits before anything is read or created
+        if self.nosave and self.save_period > 0:
+            raise OptionError(f"--nosave with --save-period {self.save_period}: epochN.pt files are checkpoints too")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -55,6 +55,7 @@ def overfit_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
         optimizer="AdamW",
         noval=True,
         noplots=True,
+        nosave=True,  # checkpoints once, at the end: writing one every epoch took 60 % of this run
         bn_momentum=0.3,
         min_warmup_iters=0,
         cache="ram",

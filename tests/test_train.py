@@ -12,12 +12,16 @@ import pytest
 import torch
 import yaml
 
+from engine.hooks.checkpoint import strip_optimizer
 from engine.train_options import TrainOptions
 from engine.trainer import Trainer, TrainingError, train
 from engine.val_run import ValOptions, run_val
+from models.detection_model import DetectionModel
 from tests.helpers import STILL_HYP, Interrupted, interrupt_after_first_epoch
 from tests.synthetic_data import make_synthetic_dataset
-from utils.checkpoint import load_checkpoint
+from tests.test_losses import tiny_config
+from utils.checkpoint import checkpoint_dict, load_checkpoint, write_checkpoint_file
+from utils.errors import OptionError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,9 +60,10 @@ def test_the_anchor_family_learns_tiny_data_within_a_few_steps(tiny_data: Path, 
     0.17-0.23 by step 16 and 0.9 after 28-35. The DFL family's overfit run takes under 10."""
     hyp = tmp_path / "still.yaml"
     hyp.write_text(yaml.safe_dump(STILL_HYP))
-    overrides = dict(cfg="yolov5n.yaml", hyp=str(hyp), epochs=40, optimizer="AdamW", bn_momentum=0.3, noplots=True)
-    run = train(options(tiny_data, tmp_path, **overrides))  # 40 epochs of one step each (4 images, batch 4); no
-    # plots: they change no number the test reads, and drawing them costs seconds
+    overrides = dict(cfg="yolov5n.yaml", hyp=str(hyp), epochs=40, optimizer="AdamW", bn_momentum=0.3)
+    run = train(options(tiny_data, tmp_path, noplots=True, nosave=True, **overrides))  # 40 epochs of one step each
+    # (4 images, batch 4); no plots and checkpoints only at the end: they change no number the test reads, and
+    # drawing or writing them every epoch costs more than the steps
     map50, box = _curve(run, "metrics/mAP50"), _curve(run, "train/box_loss")
     assert max(map50[:8]) >= 0.02, map50  # moving off zero (0.03-0.09 at steps 3-5 when written)
     assert max(map50) >= 0.9, map50  # the labels reproduced
@@ -120,10 +125,36 @@ def test_resume_is_exact_and_run_files_exist(tiny_data: Path, tmp_path: Path) ->
 
 
 def test_early_stopping(tiny_data: Path, tmp_path: Path) -> None:
-    # with --noval fitness stays 0 after epoch 1, so patience 1 stops the run after its second epoch
-    trainer = Trainer(options(tiny_data, tmp_path, cfg="yolov5n.yaml", epochs=6, patience=1, noval=True, noplots=True))
+    # with --noval fitness stays 0 after epoch 1, so patience 1 stops the run after its second epoch; with --nosave
+    # that epoch is the final one, so its checkpoints are written
+    common = dict(cfg="yolov5n.yaml", epochs=6, patience=1, noval=True, noplots=True, nosave=True)
+    trainer = Trainer(options(tiny_data, tmp_path, **common))
     trainer.train()
     assert trainer.epoch == 1
+    assert load_checkpoint(trainer.weights_dir / "last.pt")["epoch"] == 1
+
+
+def test_nosave_writes_the_same_files_once_at_the_end(tiny_data: Path, tmp_path: Path) -> None:
+    """--nosave: nothing in weights/ until the final epoch, then best.pt and last.pt as a plain run writes them (best.pt
+    the best epoch's, kept in memory); --save-period with it is refused in one line."""
+    common = dict(cfg="yolov5n.yaml", epochs=3, imgsz=64, noplots=True, close_mosaic=0)
+    plain = train(options(tiny_data, tmp_path, name="plain", **common))
+    seen: list[list[str]] = []
+
+    def record(trainer: Trainer) -> None:
+        seen.append(sorted(p.name for p in trainer.weights_dir.iterdir()))
+
+    nosave = train(
+        options(tiny_data, tmp_path, name="nosave", nosave=True, **common), callbacks={"after_epoch": [record]}
+    )
+    assert seen[:2] == [[], []] and "last.pt" in seen[2], seen
+    for name in ("best.pt", "last.pt"):
+        a, b = load_checkpoint(plain / "weights" / name), load_checkpoint(nosave / "weights" / name)
+        assert (a["epoch"], a["best_epoch"]) == (b["epoch"], b["best_epoch"]), name
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), name
+    assert load_checkpoint(plain / "weights" / "best.pt")["epoch"] < 2, "the best epoch must not be the last here"
+    with pytest.raises(OptionError, match="--nosave with --save-period 2"):
+        options(tiny_data, tmp_path, nosave=True, save_period=2)
 
 
 def test_resume_without_runs_is_an_error(tmp_path: Path) -> None:
@@ -204,3 +235,27 @@ def test_single_cls_trains_on_multi_class_data(tmp_path: Path) -> None:
     )
     assert [row["name"] for row in result.per_class] == ["item"]
     assert result.per_class[0]["instances"] == sum(len(x) for x in trainer.val_set.labels) == 6
+
+
+def test_the_wrap_up_strips_what_it_wrote_as_it_strips_the_file(tmp_path: Path) -> None:
+    """The wrap-up strips the final epoch's checkpoint from memory; a resumed wrap-up reads it back from the file:
+    both must write the same best.pt / last.pt."""
+    model = DetectionModel(tiny_config("anchor"))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.rand(1, 3, 64, 64))[0].sum().backward()
+    optimizer.step()
+    ema = {k: v.detach().clone() + 1 for k, v in model.state_dict().items()}
+    ckpt = checkpoint_dict(model, ema=ema, optimizer=optimizer.state_dict(), epoch=2, metrics={"map50": 0.5})
+    read_back, from_memory = tmp_path / "read_back.pt", tmp_path / "from_memory.pt"
+    for path in (read_back, from_memory):
+        write_checkpoint_file(path, ckpt)
+    strip_optimizer(read_back)
+    strip_optimizer(from_memory, ckpt)
+    a, b = load_checkpoint(read_back), load_checkpoint(from_memory)
+    assert a.keys() == b.keys() and a["optimizer"] is None and a["wrapped_up"]
+    for key in a:
+        if key == "model":
+            assert all(torch.equal(a[key][k], b[key][k]) and torch.equal(b[key][k], ema[k]) for k in ema)
+        else:
+            assert a[key] == b[key], key
+    assert ckpt["optimizer"] is not None, "the written checkpoint itself is left as it was"

@@ -87,26 +87,31 @@ def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> Path:
     return atomic_write(path, checkpoint_bytes(model, **extra))
 
 
-def checkpoint_bytes(model: nn.Module, **extra: Any) -> memoryview:
-    """The serialised checkpoint `save_checkpoint` writes, for writing one epoch's state to several files
-    (best.pt, last.pt, epochN.pt) with one serialisation: pickling ~1,000 tensors costs more than a tiny step."""
-    ckpt = {
+def checkpoint_dict(model: nn.Module, **extra: Any) -> dict[str, Any]:
+    """The checkpoint `save_checkpoint` writes, as a dict in memory (the model's tensors are copies)."""
+    return {
         "format": CHECKPOINT_FORMAT,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **model_state(model),
         **{k: _plain(v) for k, v in extra.items()},
     }
-    return _serialise(ckpt)
+
+
+def checkpoint_bytes(model: nn.Module, **extra: Any) -> memoryview:
+    """The serialised checkpoint `save_checkpoint` writes, for writing one epoch's state to several files
+    (best.pt, last.pt, epochN.pt) with one serialisation: pickling ~1,000 tensors costs more than a tiny step."""
+    return serialise_checkpoint(checkpoint_dict(model, **extra))
 
 
 def write_checkpoint_file(path: str | Path, ckpt: dict[str, Any]) -> Path:
     """Serialise to memory, then `atomic_write`: readers never see a half-written checkpoint, and a full disk or
     read-only storage raises StorageError naming `path` (torch.save writing to the file itself would fail with
     its own "unexpected pos" RuntimeError instead of the OSError behind it)."""
-    return atomic_write(path, _serialise(ckpt))
+    return atomic_write(path, serialise_checkpoint(ckpt))
 
 
-def _serialise(ckpt: dict[str, Any]) -> memoryview:
+def serialise_checkpoint(ckpt: dict[str, Any]) -> memoryview:
+    """A checkpoint dict as the bytes of its .pt file."""
     buffer = io.BytesIO()
     torch.save(ckpt, buffer)
     return buffer.getbuffer()
