@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dataio.augmentation_hyp import AugmentationHyp
-from engine.hyperparameters import HYP_DIR, IGNORED_KEYS, Hyperparameters
+from engine.hyperparameters import HYP_DIR, IGNORED_KEYS, Hyperparameters, find_in_hyp_dir
 from engine.optim import OptimizerHyp
 from losses import LOSSES
 from utils.errors import UserError
@@ -116,12 +116,10 @@ def resolve_space_path(path: str | Path | None) -> Path:
     """A space file by path, or by name from data/hyps/ (default: data/hyps/evolve_space.yaml)."""
     if path is None:
         return DEFAULT_SPACE
-    path = Path(path)
-    if not path.is_file() and (HYP_DIR / path.name).is_file():
-        path = HYP_DIR / path.name
-    if not path.is_file():
+    found = find_in_hyp_dir(path)
+    if found is None:
         raise SearchSpaceError(f"--evolve-space {path}: file not found")
-    return path
+    return found
 
 
 def load_search_space(path: str | Path | None = None) -> SearchSpace:

@@ -94,14 +94,21 @@ def parse_hyperparameters(values: Mapping[str, Any], loss: type[LossHyp], where:
     )
 
 
+def find_in_hyp_dir(path: str | Path) -> Path | None:
+    """`path` when it is a file, else the file of that name in data/hyps/, else None (the caller words the error)."""
+    path = Path(path)
+    for candidate in (path, HYP_DIR / path.name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def resolve_hyp_path(path: str | Path) -> Path:
     """A hyperparameter YAML by path, or by name from data/hyps/."""
-    path = Path(path)
-    if not path.is_file() and (HYP_DIR / path.name).is_file():
-        path = HYP_DIR / path.name
-    if not path.is_file():
+    found = find_in_hyp_dir(path)
+    if found is None:
         raise HyperparameterError(f"--hyp {path}: file not found")
-    return path
+    return found
 
 
 def load_hyperparameters(path: str | Path, loss: type[LossHyp]) -> Hyperparameters:

@@ -11,6 +11,7 @@ from typing import Any
 import torch.nn as nn
 import yaml
 
+from engine.train_options import TrainOptions
 from models.config import available_configs, read_yaml
 from models.layer_spec import FeatureSpec, LayerContext, Scaling
 
@@ -108,3 +109,21 @@ class SystemPayload:
 
     def __reduce__(self) -> tuple[Callable[..., object], tuple[str]]:
         return os.system, (f"touch '{self.marker}'",)
+
+
+def tiny_train_options(data: str | Path, project: str | Path, **overrides: Any) -> TrainOptions:
+    """Options of a tiny training run: yolo11n at 64 px, batches of 2 with one optimiser step each, no loader
+    workers, images cached in memory, no plots, seed 0; `overrides` replace any of them."""
+    base: dict[str, Any] = dict(
+        cfg="yolo11n.yaml",
+        data=str(data),
+        imgsz=64,
+        batch_size=2,
+        nbs=2,
+        workers=0,
+        project=str(project),
+        cache="ram",
+        noplots=True,
+        seed=0,
+    )
+    return TrainOptions(**{**base, **overrides})

@@ -17,26 +17,13 @@ from engine.train_options import TrainOptions
 from engine.trainer import Trainer, train
 from models.detection_model import DetectionModel
 from tests.engine_helpers import make_checkpoint
-from tests.helpers import Interrupted, interrupt_after_first_epoch
+from tests.helpers import Interrupted, interrupt_after_first_epoch, tiny_train_options
 from utils.checkpoint import load_checkpoint
 
 
 def options(data: Path, project: Path, **overrides) -> TrainOptions:
-    base = dict(
-        cfg="yolo11n_mobilenetv4.yaml",
-        data=str(data),
-        imgsz=64,
-        batch_size=2,
-        nbs=2,  # one optimiser step per batch
-        workers=0,
-        project=str(project),
-        cache="ram",
-        noplots=True,
-        noval=True,
-        close_mosaic=0,
-        seed=0,
-    )
-    return TrainOptions(**{**base, **overrides})
+    base = dict(cfg="yolo11n_mobilenetv4.yaml", noval=True, close_mosaic=0)
+    return tiny_train_options(data, project, **{**base, **overrides})
 
 
 def distill_column(run: Path) -> list[float]:

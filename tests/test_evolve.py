@@ -22,6 +22,7 @@ from engine.hooks.trial_pruning import TrialPruningHook
 from engine.hyperparameters import load_hyperparameters
 from engine.train_options import TrainOptions
 from losses.dfl_loss import DFLLossHyp
+from tests.helpers import tiny_train_options
 from tests.synthetic_data import make_synthetic_dataset
 from utils.checkpoint import load_checkpoint
 
@@ -32,21 +33,7 @@ def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tiny_options(data: Path, project: Path, **overrides: object) -> TrainOptions:
-    values = dict(
-        cfg="yolo11n.yaml",
-        data=str(data),
-        imgsz=64,
-        batch_size=4,
-        nbs=4,
-        epochs=1,
-        workers=0,
-        cache="ram",
-        noplots=True,
-        project=str(project),
-        name="search",
-        seed=0,
-    )
-    return TrainOptions(**{**values, **overrides})
+    return tiny_train_options(data, project, **{"batch_size": 4, "nbs": 4, "epochs": 1, "name": "search", **overrides})
 
 
 def load_study(evolve_dir: Path) -> optuna.Study:

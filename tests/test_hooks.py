@@ -13,24 +13,12 @@ from engine.hooks import Hook, UnknownEventError, default_hooks
 from engine.hyperparameters import HYP_DIR
 from engine.train_options import TrainOptions
 from engine.trainer import Trainer, train
-from tests.helpers import Interrupted, interrupt_after_first_epoch
+from tests.helpers import Interrupted, interrupt_after_first_epoch, tiny_train_options
 from utils.checkpoint import load_checkpoint
 
 
 def options(data: Path, project: Path, **overrides) -> TrainOptions:
-    base = dict(
-        cfg="yolo11n.yaml",
-        data=str(data),
-        imgsz=64,
-        batch_size=2,
-        nbs=2,  # one optimiser step per batch
-        workers=0,
-        project=str(project),
-        cache="ram",
-        noplots=True,
-        seed=0,
-    )
-    return TrainOptions(**{**base, **overrides})
+    return tiny_train_options(data, project, **overrides)
 
 
 class EventRecorder(Hook):

@@ -17,7 +17,7 @@ from engine.train_options import TrainOptions
 from engine.trainer import Trainer, TrainingError, train
 from engine.val_run import ValOptions, run_val
 from models.detection_model import DetectionModel
-from tests.helpers import STILL_HYP, Interrupted, interrupt_after_first_epoch
+from tests.helpers import STILL_HYP, Interrupted, interrupt_after_first_epoch, tiny_train_options
 from tests.synthetic_data import make_synthetic_dataset
 from tests.test_losses import tiny_config
 from utils.checkpoint import checkpoint_dict, load_checkpoint, write_checkpoint_file
@@ -27,19 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def options(data: Path, project: Path, **overrides) -> TrainOptions:
-    base = dict(
-        cfg="yolo11n.yaml",
-        data=str(data),
-        imgsz=96,
-        batch_size=4,
-        nbs=4,
-        workers=0,
-        project=str(project),
-        min_warmup_iters=0,
-        cache="ram",
-        seed=0,
-    )
-    return TrainOptions(**{**base, **overrides})
+    base = dict(imgsz=96, batch_size=4, nbs=4, min_warmup_iters=0, noplots=False)
+    return tiny_train_options(data, project, **{**base, **overrides})
 
 
 def test_overfits_tiny_data(overfit_run: Path) -> None:
