@@ -5,6 +5,7 @@ at most one object (greedy, highest score first) — what a user sees when they 
 
 python benchmarks/objects_found.py --weights runs/train/exp/weights/best.pt            # trees val split
 python benchmarks/objects_found.py --weights best.pt --source data/trees/images/val --conf 0.25 --iou 0.5
+python benchmarks/objects_found.py --weights best.pt --conf 0.01 0.05 0.1 0.25   # one pass, a line per threshold
 """
 
 from __future__ import annotations
@@ -55,21 +56,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True, help="a trained model in any supported format")
     parser.add_argument("--source", default=str(ROOT / "data/trees/images/val"), help="folder of images")
-    parser.add_argument("--conf", type=float, default=PREDICT_DEFAULTS.conf_thres, help="confidence threshold")
+    parser.add_argument(
+        "--conf", type=float, nargs="+", default=[PREDICT_DEFAULTS.conf_thres], help="confidence threshold(s)"
+    )
     parser.add_argument("--iou", type=float, default=0.5, help="IoU at which a detection finds an object")
     parser.add_argument("--imgsz", type=int, default=PREDICT_DEFAULTS.imgsz, help="inference size")
     args = parser.parse_args(argv)
 
-    detector = Detector(args.weights, conf_thres=args.conf, imgsz=args.imgsz)
-    total_found = total_labelled = total_detections = 0
+    thresholds = sorted(args.conf)
+    detector = Detector(args.weights, conf_thres=thresholds[0], imgsz=args.imgsz)  # one pass serves every threshold
+    found = {conf: 0 for conf in thresholds}
+    detections = {conf: 0 for conf in thresholds}
+    total_labelled = 0
     for result in detector.predict(args.source):
         gt_classes, gt_boxes = read_labels(Path(result.path), result.shape)
-        found = count_found(result.boxes, result.scores, result.classes, gt_classes, gt_boxes, args.iou)
-        print(f"{Path(result.path).name}: {found}/{len(gt_boxes)} found, {len(result)} detections")
-        total_found, total_labelled = total_found + found, total_labelled + len(gt_boxes)
-        total_detections += len(result)
-    share = total_found / max(total_labelled, 1)
-    print(f"all: {total_found}/{total_labelled} found ({share:.0%}), {total_detections} detections at conf {args.conf}")
+        total_labelled += len(gt_boxes)
+        for conf in thresholds:
+            kept = result.scores >= conf
+            hits = count_found(
+                result.boxes[kept], result.scores[kept], result.classes[kept], gt_classes, gt_boxes, args.iou
+            )
+            found[conf] += hits
+            detections[conf] += int(kept.sum())
+            print(
+                f"{Path(result.path).name}: {hits}/{len(gt_boxes)} found, {int(kept.sum())} detections at conf {conf}"
+            )
+    for conf in thresholds:
+        share = found[conf] / max(total_labelled, 1)
+        print(f"all: {found[conf]}/{total_labelled} found ({share:.0%}), {detections[conf]} detections at conf {conf}")
     return 0
 
 
