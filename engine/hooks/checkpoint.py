@@ -97,6 +97,7 @@ class CheckpointHook(Hook):
         for path in (trainer.weights_dir / "best.pt", trainer.weights_dir / "last.pt"):  # last.pt last: see above
             if path.exists():
                 strip_optimizer(path, self.written.get(path.name))
+        self.written = {}  # the tensors are not needed any more
 
 
 def checkpoint_state(trainer: Trainer) -> dict[str, Any]:
