@@ -1,7 +1,7 @@
 """Are a run's BatchNorm running statistics what its weights would measure? For saved epochs of a run
 (`--save-period 1`), score the EMA weights with their statistics as saved and with some BatchNorm layers'
-statistics re-measured on plain training images (the same weights), on the validation split and, optionally,
-on a second data YAML (e.g. a "fit" split of training images).
+statistics re-measured (the same weights) on plain training images, chosen as --bn-calibration chooses them, on
+the validation split and, optionally, on a second data YAML (e.g. a "fit" split of training images).
 
 Groups: `saved` (nothing re-measured), `all`, `mobileone` (the BatchNorms inside MobileOne blocks), `others` (every
 BatchNorm outside them), `layer:N` (outside MobileOne blocks, in model layer N), `one-image:K` (no re-measuring:
@@ -20,7 +20,6 @@ import io
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 
@@ -30,10 +29,8 @@ if str(ROOT) not in sys.path:
 
 from dataio.data_config import load_data_config  # noqa: E402
 from dataio.dataset import YoloDataset  # noqa: E402
-from dataio.image_io import read_image  # noqa: E402
-from dataio.sources import list_images  # noqa: E402
 from engine.backends import PyTorchBackend  # noqa: E402
-from engine.hooks.batchnorm_stats import recalibrate_batchnorm  # noqa: E402
+from engine.hooks.batchnorm_stats import letterboxed_batches, recalibrate_batchnorm  # noqa: E402
 from engine.hyperparameters import hyperparameters_for  # noqa: E402
 from engine.val_options import ValOptions  # noqa: E402
 from engine.val_run import run_val  # noqa: E402
@@ -41,33 +38,43 @@ from models.checkpoint_model import model_from_checkpoint  # noqa: E402
 from models.detection_model import DetectionModel  # noqa: E402
 from models.layers.mobileone import MobileOneBlock  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
-from utils.letterbox import letterbox  # noqa: E402
 
 BatchNorm = nn.modules.batchnorm._BatchNorm
 
 
-def in_group(model: DetectionModel, name: str, group: str) -> bool:
-    """Whether the BatchNorm `name` of `model` is re-measured for `group`."""
-    inside_mobileone = any(
-        isinstance(module, MobileOneBlock) and name.startswith(f"{prefix}.") for prefix, module in model.named_modules()
-    )
+def in_group(name: str, group: str, inside_mobileone: set[str]) -> bool:
+    """Whether the BatchNorm `name` is re-measured for `group` (`inside_mobileone`: the names of the BatchNorms
+    inside MobileOne blocks)."""
+    inside = name in inside_mobileone
     if group == "all":
         return True
     if group == "mobileone":
-        return inside_mobileone
+        return inside
     if group == "others":
-        return not inside_mobileone
+        return not inside
     if group.startswith("layer:"):
-        return not inside_mobileone and name.split(".")[1] == group.split(":")[1]
+        return not inside and name.split(".")[1] == group.split(":")[1]
     raise ValueError(f"unknown group {group!r}")
+
+
+def mobileone_batchnorms(model: DetectionModel) -> set[str]:
+    """Names of the BatchNorms inside MobileOne blocks."""
+    return {
+        f"{prefix}.{name}"
+        for prefix, block in model.named_modules()
+        if isinstance(block, MobileOneBlock)
+        for name, m in block.named_modules()
+        if isinstance(m, BatchNorm)
+    }
 
 
 def remeasure(model: DetectionModel, group: str, batches: list[torch.Tensor]) -> None:
     """Re-measure the statistics of `group`'s BatchNorms on `batches`; the others keep theirs."""
+    inside_mobileone = mobileone_batchnorms(model)
     kept = {
         name: (m.running_mean.clone(), m.running_var.clone())
         for name, m in model.named_modules()
-        if isinstance(m, BatchNorm) and not in_group(model, name, group)
+        if isinstance(m, BatchNorm) and not in_group(name, group, inside_mobileone)
     }
     recalibrate_batchnorm(model, batches)  # all of them (each layer sees its inputs as training-mode BN makes them)
     for name, m in model.named_modules():
@@ -86,17 +93,6 @@ def one_image_update(model: DetectionModel, image: torch.Tensor, momentum: float
             m.train()
     model(image[None])
     model.eval()
-
-
-def plain_batches(train_source: object, imgsz: int, count: int, batch: int = 16) -> list[torch.Tensor]:
-    """`count` training images evenly spaced over the split, letterboxed, no augmentation."""
-    files = list_images(train_source)
-    picked = files[:: max(1, len(files) // count)][:count]
-    tensors = []
-    for path in picked:
-        image = letterbox(read_image(path), (imgsz, imgsz), auto=False)[0]
-        tensors.append(torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1].transpose(2, 0, 1))).float() / 255)
-    return [torch.stack(tensors[i : i + batch]) for i in range(0, len(tensors), batch)]
 
 
 def score(model: DetectionModel, data: str, imgsz: int, out: Path) -> float:
@@ -120,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     data = load_data_config(args.data)
-    batches = plain_batches(data.train, args.imgsz, args.images)
+    plain = YoloDataset(data.train, imgsz=args.imgsz, augment=False, nc=data.nc)
+    batches = [b.float() / 255 for b in letterboxed_batches(plain, args.imgsz, args.images, batch_size=16)]
     print("| epoch | group | held-out mAP50-95 |" + (" fit mAP50-95 |" if args.fit_data else ""))
     print("|---|---|---|" + ("---|" if args.fit_data else ""))
     for epoch in args.epochs:

@@ -29,6 +29,7 @@ from utils.letterbox import letterbox
 from utils.torch_utils import unwrap_model
 
 if TYPE_CHECKING:
+    from dataio.dataset import YoloDataset
     from engine.trainer import Trainer
 
 
@@ -59,16 +60,20 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> 
 def calibration_batches(trainer: Trainer, count: int) -> list[torch.Tensor]:
     """`count` training images evenly spaced over the training set, letterboxed to the training size as
     validation images are, in batches of the training batch size."""
-    dataset, o = trainer.train_set, trainer.options
+    batches = letterboxed_batches(trainer.train_set, trainer.options.imgsz, count, trainer.batch_per_process)
+    return [b.to(trainer.device, non_blocking=True).float().div_(255) for b in batches]
+
+
+def letterboxed_batches(dataset: YoloDataset, imgsz: int, count: int, batch_size: int) -> list[torch.Tensor]:
+    """`count` images of `dataset` evenly spaced over it, letterboxed to `imgsz` without augmentation, as uint8
+    RGB batches of `batch_size`."""
     indices = np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().astype(int)
     images = []
     for index in indices:
         image = dataset.load_image(int(index))[0]
-        boxed = letterbox(image, o.imgsz, auto=False)[0]
+        boxed = letterbox(image, imgsz, auto=False)[0]
         images.append(torch.from_numpy(np.ascontiguousarray(boxed[:, :, ::-1].transpose(2, 0, 1))))  # BGR -> RGB
-    per_batch = trainer.batch_per_process
-    batches = [torch.stack(images[i : i + per_batch]) for i in range(0, len(images), per_batch)]
-    return [b.to(trainer.device, non_blocking=True).float().div_(255) for b in batches]
+    return [torch.stack(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
 
 
 class BatchNormStatsHook(Hook):

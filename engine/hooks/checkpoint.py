@@ -48,7 +48,7 @@ class CheckpointHook(Hook):
 
     def after_epoch(self, trainer: Trainer) -> None:
         weights, epoch = trainer.weights_dir, trainer.epoch
-        final = epoch + 1 >= trainer.options.epochs or trainer.stop_requested
+        final = training_done(trainer)
         if trainer.options.nosave and not final:
             if trainer.improved:
                 self.keep_best_in_memory(trainer)
@@ -116,9 +116,14 @@ def checkpoint_state(trainer: Trainer) -> dict[str, Any]:
         "hyp": trainer.hyp.to_dict(),  # a plain dict: checkpoints load with weights_only=True
         "metrics": trainer.metrics,
         "hook_state": trainer.hook_state,  # what hooks keep across a resume (e.g. distillation adapters)
-        "training_done": trainer.epoch + 1 >= trainer.options.epochs or trainer.stop_requested,
+        "training_done": training_done(trainer),
         "wrapped_up": False,
     }
+
+
+def training_done(trainer: Trainer) -> bool:
+    """No epoch is left to train after this one: it was the last, or a hook stopped the run."""
+    return trainer.epoch + 1 >= trainer.options.epochs or trainer.stop_requested
 
 
 def weight_problems(trainer: Trainer) -> list[str]:
