@@ -3,7 +3,8 @@
 statistics re-measured (the same weights) on plain training images, chosen as --bn-calibration chooses them, on
 the validation split and, optionally, on a second data YAML (e.g. a "fit" split of training images).
 
-Groups: `saved` (nothing re-measured), `all`, `mobileone` (the BatchNorms inside MobileOne blocks), `others` (every
+Groups: `saved` (nothing re-measured), `all`, `stem` (the first BatchNorm the image reaches, alone: what
+--bn-calibration re-measures by default), `mobileone` (the BatchNorms inside MobileOne blocks), `others` (every
 BatchNorm outside them), `layer:N` (outside MobileOne blocks, in model layer N), `one-image:K` (no re-measuring:
 one momentum-0.1 training-mode update from the loader's K-th augmented, mosaic-closed image — what the last,
 incomplete batch of an epoch does). Used for benchmarks/results/anchor_convergence.md, item 6:
@@ -30,7 +31,11 @@ if str(ROOT) not in sys.path:
 from dataio.data_config import load_data_config  # noqa: E402
 from dataio.dataset import YoloDataset  # noqa: E402
 from engine.backends import PyTorchBackend  # noqa: E402
-from engine.hooks.batchnorm_stats import letterboxed_batches, recalibrate_batchnorm  # noqa: E402
+from engine.hooks.batchnorm_stats import (  # noqa: E402
+    letterboxed_batches,
+    recalibrate_batchnorm,
+    stem_batchnorm,
+)
 from engine.hyperparameters import hyperparameters_for  # noqa: E402
 from engine.val_options import ValOptions  # noqa: E402
 from engine.val_run import run_val  # noqa: E402
@@ -70,17 +75,19 @@ def mobileone_batchnorms(model: DetectionModel) -> set[str]:
 
 def remeasure(model: DetectionModel, group: str, batches: list[torch.Tensor]) -> None:
     """Re-measure the statistics of `group`'s BatchNorms on `batches`; the others keep theirs."""
+    if group == "stem":  # what --bn-calibration does by default
+        recalibrate_batchnorm(model, batches, only=[stem_batchnorm(model)])
+        return
     inside_mobileone = mobileone_batchnorms(model)
     kept = {
-        name: (m.running_mean.clone(), m.running_var.clone())
+        name: {k: v.clone() for k, v in m.state_dict().items()}
         for name, m in model.named_modules()
         if isinstance(m, BatchNorm) and not in_group(name, group, inside_mobileone)
     }
     recalibrate_batchnorm(model, batches)  # all of them (each layer sees its inputs as training-mode BN makes them)
     for name, m in model.named_modules():
         if name in kept:
-            m.running_mean.copy_(kept[name][0])
-            m.running_var.copy_(kept[name][1])
+            m.load_state_dict(kept[name])
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ from utils.errors import OptionError
 from utils.options import check_options, option
 
 CACHE_MODES = ("auto", "ram", "disk", "none")
+BN_CALIBRATION_SCOPES = ("stem", "all")
 DEFAULT_CFG = "yolov5s_mobileone.yaml"  # the model when neither --cfg nor --weights names one
 
 
@@ -117,9 +118,15 @@ class TrainOptions:
     )
     bn_calibration: int = option(
         0,
-        help="before each validation, re-measure the EMA model's BatchNorm statistics on this many training images "
-        "(letterboxed, no augmentation): better early-epoch figures, worse final ones on trees; 0: off",
+        help="before each validation, re-measure the EMA model's BatchNorm statistics (--bn-calibration-scope) on "
+        "this many training images (letterboxed, no augmentation); 0: off",
         minimum=0,
+    )
+    bn_calibration_scope: str = option(
+        "stem",
+        help="which BatchNorms --bn-calibration re-measures: stem (the first, after the convolution that sees the "
+        "pixels: costs one convolution) or all (a forward pass of the images per epoch)",
+        choices=BN_CALIBRATION_SCOPES,
     )
     bn_momentum: float | None = option(
         0.1,

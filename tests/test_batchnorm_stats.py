@@ -7,8 +7,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from engine.hooks.batchnorm_stats import recalibrate_batchnorm
+from benchmarks.batchnorm_staleness import remeasure
+from engine.hooks.batchnorm_stats import recalibrate_batchnorm, stem_batchnorm
 from engine.trainer import train
+from models.detection_model import DetectionModel
 from tests.test_train import options
 from utils.checkpoint import load_checkpoint
 
@@ -33,8 +35,62 @@ def test_recalibration_measures_the_current_weights_and_leaves_the_rest() -> Non
 
 
 def test_a_run_with_calibration_saves_the_re_measured_statistics(tiny_data: Path, tmp_path: Path) -> None:
-    run = train(options(tiny_data, tmp_path, epochs=1, bn_calibration=4))
+    run = train(options(tiny_data, tmp_path, epochs=1, bn_calibration=4, bn_calibration_scope="all"))
     ckpt = load_checkpoint(run / "weights" / "last.pt")
     means = [v for k, v in ckpt["model"].items() if k.endswith("running_mean")]
     assert ckpt["train_args"]["bn_calibration"] == 4 and means and all(torch.isfinite(v).all() for v in means)
     assert 0 <= ckpt["metrics"]["map50"] <= 1
+
+
+def test_the_stem_is_the_first_batchnorm_an_image_reaches() -> None:
+    first, second = nn.BatchNorm2d(4), nn.BatchNorm2d(2)
+    # registered in the other order than they run: the stem is found by running the model, not by listing it
+    model = nn.Module()
+    model.late, model.early = second, first
+    model.forward = lambda x: second(
+        nn.functional.conv2d(first(nn.functional.conv2d(x, torch.ones(4, 3, 1, 1))), torch.ones(2, 4, 1, 1))
+    )
+    assert stem_batchnorm(model) is first and model.training
+    detector = DetectionModel("yolov5n.yaml", nc=1)
+    assert stem_batchnorm(detector) is detector.model[0].bn
+    assert stem_batchnorm(nn.Sequential(nn.Conv2d(3, 4, 1))) is None
+
+
+def test_re_measuring_the_stem_leaves_every_other_layer_unrun_and_unchanged() -> None:
+    torch.manual_seed(0)
+    stem, later = nn.BatchNorm2d(4), nn.BatchNorm2d(2)
+    tail = nn.Conv2d(4, 2, 1)
+    calls = []
+    tail.register_forward_hook(lambda *args: calls.append(1))
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), stem, tail, later).eval()
+    later.running_mean.fill_(5.0)
+    batches = [torch.rand(2, 3, 8, 8) for _ in range(3)]
+    assert recalibrate_batchnorm(model, batches, only=[stem]) == 1
+    with torch.no_grad():
+        features = model[0](torch.cat(batches))
+    torch.testing.assert_close(stem.running_mean, features.mean((0, 2, 3)))
+    assert not calls  # each forward pass stopped after the stem
+    assert torch.all(later.running_mean == 5.0) and stem.momentum == 0.1 and not model.training
+    assert not stem._forward_hooks  # the stopping hooks are removed
+
+
+def test_stem_calibration_changes_only_the_stem_statistics_of_a_run(tiny_data: Path, tmp_path: Path) -> None:
+    plain = load_checkpoint(train(options(tiny_data, tmp_path / "plain", epochs=1)) / "weights" / "last.pt")
+    stem = load_checkpoint(
+        train(options(tiny_data, tmp_path / "stem", epochs=1, bn_calibration=4)) / "weights" / "last.pt"
+    )
+    changed = {k for k, v in plain["model"].items() if not torch.equal(v, stem["model"][k])}
+    assert changed == {"model.0.bn.running_mean", "model.0.bn.running_var"}
+
+
+def test_the_staleness_benchmark_s_stem_group_is_its_first_layer_group() -> None:
+    """benchmarks/batchnorm_staleness.py measured `layer:0`; the default re-measures the stem: the same statistics."""
+    torch.manual_seed(0)
+    batches = [torch.rand(2, 3, 64, 64) for _ in range(2)]
+    models = {group: DetectionModel("yolov5s_mobileone.yaml", nc=1).eval() for group in ("stem", "layer:0")}
+    models["layer:0"].load_state_dict(models["stem"].state_dict())
+    for group, model in models.items():
+        remeasure(model, group, batches)
+    for (name, a), b in zip(models["stem"].state_dict().items(), models["layer:0"].state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    assert not torch.equal(models["stem"].model[0].conv.bn.running_var, torch.ones(32))

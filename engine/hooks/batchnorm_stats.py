@@ -17,8 +17,9 @@ is a function of the weights alone: runs and resumed runs stay exact.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+import contextlib
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,20 +29,38 @@ from engine.hooks.base import Hook
 from utils.letterbox import letterbox
 from utils.torch_utils import unwrap_model
 
+BatchNorm = nn.modules.batchnorm._BatchNorm
+
 if TYPE_CHECKING:
     from dataio.dataset import YoloDataset
     from engine.trainer import Trainer
 
 
+class _StopForward(Exception):
+    """Raised by a forward hook once every BatchNorm being re-measured has run: the rest of the model is not needed."""
+
+
 @torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
-    """Replace every BatchNorm layer's running mean and variance by their average over `batches` (the model's
-    other layers in eval mode); returns the number of BatchNorm layers updated."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+def recalibrate_batchnorm(
+    model: nn.Module, batches: Iterable[torch.Tensor], only: Sequence[nn.Module] | None = None
+) -> int:
+    """Replace BatchNorm layers' running mean and variance by their average over `batches` (the model's other
+    layers in eval mode): every BatchNorm, or those in `only`, in which case each batch's forward pass stops
+    once they have all run (the stem's alone costs one convolution). Returns the number of layers updated."""
+    tracked = [m for m in model.modules() if isinstance(m, BatchNorm) and m.track_running_stats]
+    norms = tracked if only is None else [m for m in tracked if any(m is n for n in only)]
     if not norms:
         return 0
     was_training = model.training
     momenta = [m.momentum for m in norms]
+    pending: set[int] = set()
+
+    def stop_when_all_ran(module: nn.Module, inputs: Any, output: Any) -> None:
+        pending.discard(id(module))
+        if not pending:
+            raise _StopForward
+
+    handles = [m.register_forward_hook(stop_when_all_ran) for m in norms] if only is not None else []
     model.eval()
     for m in norms:
         m.reset_running_stats()
@@ -49,12 +68,41 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> 
         m.train()
     try:
         for images in batches:
-            model(images)
+            pending.update(id(m) for m in norms)
+            with contextlib.suppress(_StopForward):
+                model(images)
     finally:
+        for handle in handles:
+            handle.remove()
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
         model.train(was_training)
     return len(norms)
+
+
+@torch.no_grad()
+def stem_batchnorm(model: nn.Module, imgsz: int = 64) -> nn.Module | None:
+    """The first BatchNorm an image passes through in `model` (the one right after the first convolution, which
+    sees the pixels), found by running a blank `imgsz` image; None when none runs."""
+    order: list[nn.Module] = []
+
+    def record(module: nn.Module, inputs: Any, output: Any) -> None:
+        order.append(module)
+        raise _StopForward
+
+    norms = [m for m in model.modules() if isinstance(m, BatchNorm)]
+    handles = [m.register_forward_hook(record) for m in norms]
+    was_training = model.training
+    model.eval()  # eval: the probe must not move any running statistics
+    try:
+        parameter = next(model.parameters(), torch.zeros(()))
+        with contextlib.suppress(_StopForward):
+            model(torch.zeros(1, 3, imgsz, imgsz, device=parameter.device, dtype=parameter.dtype))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return order[0] if order else None
 
 
 def calibration_batches(trainer: Trainer, count: int) -> list[torch.Tensor]:
@@ -78,7 +126,8 @@ def letterboxed_batches(dataset: YoloDataset, imgsz: int, count: int, batch_size
 
 class BatchNormStatsHook(Hook):
     """Before each validation (and before the last epoch's checkpoint), re-measures the EMA model's BatchNorm
-    statistics on --bn-calibration training images (0, the default: never). Comes before the evaluation hook."""
+    statistics (the stem's, or all with --bn-calibration-scope all) on --bn-calibration training images (0:
+    never). Comes before the evaluation hook."""
 
     main_process_only = True
 
@@ -92,5 +141,9 @@ class BatchNormStatsHook(Hook):
         if self.batches is None:
             self.batches = calibration_batches(trainer, o.bn_calibration)
         model = trainer.ema.ema if trainer.ema is not None else unwrap_model(trainer.model)
+        only = None
+        if o.bn_calibration_scope == "stem":
+            stem = stem_batchnorm(model, int(unwrap_model(trainer.model).stride.max()) * 2)
+            only = [stem] if stem is not None else []
         batches = (b.to(memory_format=trainer.memory_format) for b in self.batches)
-        recalibrate_batchnorm(model, batches)
+        recalibrate_batchnorm(model, batches, only=only)
