@@ -190,7 +190,7 @@ class YoloDataset(Dataset):
         else:
             shape = tuple(self.batch_shapes[self.batch_index[index]]) if self.rect else (self.imgsz, self.imgsz)
             if self.augment:
-                index, (image, (h0, w0), (h, w)) = self._load_readable(index)
+                index, (image, (h0, w0), (h, w)) = self.load_readable(index)
             else:
                 try:
                     image, (h0, w0), (h, w) = self.load_image(index)
@@ -226,7 +226,7 @@ class YoloDataset(Dataset):
             return image, (int(h0), int(w0)), image.shape[:2]
         return self._read_resized(index)
 
-    def _load_readable(self, index: int) -> tuple[int, tuple[np.ndarray, tuple[int, int], tuple[int, int]]]:
+    def load_readable(self, index: int) -> tuple[int, tuple[np.ndarray, tuple[int, int], tuple[int, int]]]:
         """The first of `index`, `index + 1`, ... (wrapping) whose image decodes, and `load_image` of it."""
         for offset in range(len(self)):
             candidate = (index + offset) % len(self)
@@ -287,7 +287,7 @@ class YoloDataset(Dataset):
         centre = random_mosaic_centre(size, rng)
         images, labels = [], []
         for i in [index, *rng.integers(0, len(self), 3).tolist()]:
-            i, (image, _, (h, w)) = self._load_readable(i)
+            i, (image, _, (h, w)) = self.load_readable(i)
             images.append(image)
             labels.append(self._pixel_labels(i, w, h, 0, 0))
         canvas, labels = mosaic4(images, labels, size, centre)

@@ -116,10 +116,12 @@ class TrainOptions:
         help="nominal batch size: gradients accumulate to it, weight decay scales with it (the references use 64)",
         minimum=1,
     )
+    # On by default (2026-12-02): the stem's running statistics, averaged over augmented batches, fit plain images
+    # worse than statistics re-measured on plain ones; benchmarks/results/anchor_convergence.md, item 7.
     bn_calibration: int = option(
-        0,
-        help="before each validation, re-measure the EMA model's BatchNorm statistics (--bn-calibration-scope) on "
-        "this many training images (letterboxed, no augmentation); 0: off",
+        64,
+        help="before each validation and save, re-measure the EMA model's BatchNorm statistics (--bn-calibration-scope)"
+        " on this many training images (letterboxed, no augmentation); 0: off, keep the running statistics",
         minimum=0,
     )
     bn_calibration_scope: str = option(
