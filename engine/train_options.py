@@ -127,7 +127,7 @@ class TrainOptions:
     bn_calibration_scope: str = option(
         "stem",
         help="which BatchNorms --bn-calibration re-measures: stem (the first, after the convolution that sees the "
-        "pixels: costs one convolution) or all (a forward pass of the images per epoch)",
+        "pixels: the first convolution's cost) or all (a whole forward pass of the images per epoch)",
         choices=BN_CALIBRATION_SCOPES,
     )
     bn_momentum: float | None = option(

@@ -8,9 +8,10 @@ the augmentation changes directly. Re-scoring every saved epoch of 20-epoch runs
 unchanged) with the stem re-measured raised the mean of the last five epochs' held-out mAP50-95 from 0.031 to
 0.036 (yolo11n) and from 0.021 to 0.032 (yolov5s_mobileone, the main command, whose curve otherwise dips for five
 epochs after mosaic closes), and lifted yolov5n's late epochs of a 60-epoch run at nearly every epoch. It costs
-one convolution per epoch: the forward pass stops after the stem. Why not all BatchNorms: that costs a forward
-pass of the images every epoch, and on yolov5n it lowered the end of a 20-epoch run (0.028 -> 0.013-0.018 with
-32 images). The figures are in benchmarks/results/anchor_convergence.md, items 3 and 7.
+the first convolution over the images per epoch (the forward pass stops after the stem): 1.7-1.9 s for the main
+command on one thread, against 29 s for all BatchNorms. Why not all BatchNorms: that cost, and on yolov5n it
+lowered the end of a 20-epoch run (0.028 -> 0.013-0.018 with 32 images). The figures are in
+benchmarks/results/anchor_convergence.md, items 3 and 7.
 
 The images are the same every epoch (evenly spaced over the training set, letterboxed like validation images,
 no augmentation), and only BatchNorm layers run in training mode (dropout and drop-path stay off), so the result
@@ -49,7 +50,7 @@ def recalibrate_batchnorm(
 ) -> int:
     """Replace BatchNorm layers' running mean and variance by their average over `batches` (the model's other
     layers in eval mode): every BatchNorm, or those in `only`, in which case each batch's forward pass stops
-    once they have all run (the stem's alone costs one convolution). Returns the number of layers updated."""
+    once they have all run (the stem's alone costs the first convolution). Returns the number of layers updated."""
     tracked = [m for m in model.modules() if isinstance(m, BatchNorm) and m.track_running_stats]
     norms = tracked if only is None else [m for m in tracked if any(m is n for n in only)]
     if not norms:
