@@ -14,6 +14,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,8 +28,9 @@ from models.detection_model import DetectionModel  # noqa: E402
 from utils.channels_last import to_channels_last  # noqa: E402
 
 
-def make_step(cfg: str, layout: str, imgsz: int, batch: int):
-    """A closure running one forward + loss + backward + SGD step of a fresh model (same seed) in `layout`."""
+def make_step(cfg: str, layout: str, imgsz: int, batch: int, compiled: bool = False) -> Callable[[], float]:
+    """A closure running one forward + loss + backward + SGD step of a fresh model (same seed) in `layout`; with
+    `compiled`, the model's forward goes through torch.compile (benchmarks/compile_step.py). Returns its seconds."""
     torch.manual_seed(0)
     model = DetectionModel(cfg, nc=1).train()
     hyp_file = "hyp.scratch-anchor.yaml" if model.head.has_objectness else "hyp.scratch-dfl.yaml"
@@ -41,12 +43,13 @@ def make_step(cfg: str, layout: str, imgsz: int, batch: int):
         to_channels_last(model, torch.device("cpu"))
     if layout != "NCHW":
         images = images.contiguous(memory_format=torch.channels_last)
+    forward = torch.compile(model) if compiled else model
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     targets = torch.tensor([[i, 0, 0.5, 0.5, 0.1, 0.1] for i in range(batch)], dtype=torch.float32)
 
     def step() -> float:
         start = time.perf_counter()
-        loss, _ = loss_fn(model(images), targets)
+        loss, _ = loss_fn(forward(images), targets)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
