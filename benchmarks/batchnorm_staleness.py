@@ -3,11 +3,11 @@
 statistics re-measured (the same weights) on plain training images, chosen as --bn-calibration chooses them, on
 the validation split and, optionally, on a second data YAML (e.g. a "fit" split of training images).
 
-Groups: `saved` (nothing re-measured), `all`, `stem` (the first BatchNorm the image reaches, alone: what
---bn-calibration re-measures by default), `mobileone` (the BatchNorms inside MobileOne blocks), `others` (every
-BatchNorm outside them), `layer:N` (outside MobileOne blocks, in model layer N), `one-image:K` (no re-measuring:
-one momentum-0.1 training-mode update from the loader's K-th augmented, mosaic-closed image — what the last,
-incomplete batch of an epoch does). Used for benchmarks/results/anchor_convergence.md, item 6:
+Groups: `saved` (nothing re-measured), `all`, `stem` (the BatchNorms the image reaches before its first activation:
+what --bn-calibration re-measures by default), `mobileone` (the BatchNorms inside MobileOne blocks), `others` (every
+BatchNorm outside them), `layer:N` (outside MobileOne blocks, in model layer N), `one-image:K` (no re-measuring: one
+momentum-0.1 training-mode update from the loader's K-th augmented, mosaic-closed image — what the last, incomplete
+batch of an epoch does). Used for benchmarks/results/anchor_convergence.md, item 6:
 
 python benchmarks/batchnorm_staleness.py --run runs/train/exp --epochs 10 16 --groups saved all mobileone others layer:0
 """
@@ -34,7 +34,7 @@ from engine.backends import PyTorchBackend  # noqa: E402
 from engine.hooks.batchnorm_stats import (  # noqa: E402
     letterboxed_batches,
     recalibrate_batchnorm,
-    stem_batchnorm,
+    stem_batchnorms,
 )
 from engine.hyperparameters import hyperparameters_for  # noqa: E402
 from engine.val_options import ValOptions  # noqa: E402
@@ -76,7 +76,7 @@ def mobileone_batchnorms(model: DetectionModel) -> set[str]:
 def remeasure(model: DetectionModel, group: str, batches: list[torch.Tensor]) -> None:
     """Re-measure the statistics of `group`'s BatchNorms on `batches`; the others keep theirs."""
     if group == "stem":  # what --bn-calibration does by default
-        recalibrate_batchnorm(model, batches, only=[stem_batchnorm(model)])
+        recalibrate_batchnorm(model, batches, only=stem_batchnorms(model))
         return
     inside_mobileone = mobileone_batchnorms(model)
     kept = {

@@ -14,6 +14,9 @@ import sys
 import traceback
 from pathlib import Path
 
+import torch
+
+from engine.hooks.batchnorm_stats import BatchNormStatsHook, stem_batchnorms
 from engine.train_options import TrainOptions
 from engine.trainer import Trainer
 
@@ -63,6 +66,21 @@ def train_one_step(cfg: str, scale: str | None, data: str, project: str) -> Trai
     return trainer
 
 
+def calibrate_stem(trainer: Trainer) -> dict[str, object]:
+    """Run the default --bn-calibration on the EMA model as the hook does before each validation; report which
+    BatchNorms it found as the stem, over how many batches it measured it, and whether the result is finite."""
+    BatchNormStatsHook().after_epoch(trainer)
+    model = trainer.ema.ema
+    stem = stem_batchnorms(model)
+    return {
+        "stem": [name for name, m in model.named_modules() if any(m is n for n in stem)],
+        "stem_batches": [int(m.num_batches_tracked) for m in stem],
+        "stem_finite": all(
+            bool(torch.isfinite(m.running_mean).all() and torch.isfinite(m.running_var).all()) for m in stem
+        ),
+    }
+
+
 def main(argv: list[str]) -> int:
     data, project, cases = argv[0], argv[1], json.loads(argv[2])
     for cfg, scale in cases:
@@ -70,6 +88,7 @@ def main(argv: list[str]) -> int:
         report("start", name)
         try:
             trainer = train_one_step(cfg, scale, data, project)
+            calibration = calibrate_stem(trainer)
         except Exception:  # reported per config, so one config's error does not hide the others' results
             report("error", name, traceback=traceback.format_exc())
             continue
@@ -79,6 +98,7 @@ def main(argv: list[str]) -> int:
             optimiser_steps=trainer.ema.updates,
             channels_last=trainer.options.channels_last,
             nchw_convs=trainer.nchw_convs,
+            **calibration,
         )
     return 0
 

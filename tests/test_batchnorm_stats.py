@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from benchmarks.batchnorm_staleness import remeasure
-from engine.hooks.batchnorm_stats import recalibrate_batchnorm, stem_batchnorm
+from engine.hooks.batchnorm_stats import recalibrate_batchnorm, stem_batchnorms
 from engine.trainer import train
 from models.detection_model import DetectionModel
 from tests.test_train import options
@@ -42,18 +42,26 @@ def test_a_run_with_calibration_saves_the_re_measured_statistics(tiny_data: Path
     assert 0 <= ckpt["metrics"]["map50"] <= 1
 
 
-def test_the_stem_is_the_first_batchnorm_an_image_reaches() -> None:
+def test_the_stem_is_the_batchnorms_before_the_first_activation() -> None:
     first, second = nn.BatchNorm2d(4), nn.BatchNorm2d(2)
     # registered in the other order than they run: the stem is found by running the model, not by listing it
     model = nn.Module()
-    model.late, model.early = second, first
+    model.late, model.act, model.early = second, nn.ReLU(), first
     model.forward = lambda x: second(
-        nn.functional.conv2d(first(nn.functional.conv2d(x, torch.ones(4, 3, 1, 1))), torch.ones(2, 4, 1, 1))
+        nn.functional.conv2d(model.act(first(nn.functional.conv2d(x, torch.ones(4, 3, 1, 1)))), torch.ones(2, 4, 1, 1))
     )
-    assert stem_batchnorm(model) is first and model.training
+    assert stem_batchnorms(model) == [first] and model.training
+    branch, scale = nn.BatchNorm2d(4), nn.BatchNorm2d(4)  # two parallel branches on the pixels, summed, then ReLU
+    convs = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 1)
+    block = nn.Module()
+    block.branch, block.scale, block.act, block.after = branch, scale, nn.ReLU(), nn.BatchNorm2d(4)
+    block.forward = lambda x: block.after(block.act(branch(convs[0](x)) + scale(convs[1](x))))
+    assert stem_batchnorms(block) == [branch, scale]
+    no_module_activation = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4))
+    assert stem_batchnorms(no_module_activation) == [no_module_activation[1]]  # the first alone
     detector = DetectionModel("yolov5n.yaml", nc=1)
-    assert stem_batchnorm(detector) is detector.model[0].bn
-    assert stem_batchnorm(nn.Sequential(nn.Conv2d(3, 4, 1))) is None
+    assert stem_batchnorms(detector) == [detector.model[0].bn]
+    assert stem_batchnorms(nn.Sequential(nn.Conv2d(3, 4, 1))) == []
 
 
 def test_re_measuring_the_stem_leaves_every_other_layer_unrun_and_unchanged() -> None:

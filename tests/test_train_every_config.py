@@ -1,4 +1,5 @@
-"""Every config in cfg/ trains one optimiser step with the default options (channels-last on the CPU).
+"""Every config in cfg/ trains one optimiser step with the default options (channels-last on the CPU), and the
+default --bn-calibration finds and re-measures its stem BatchNorm.
 
 Training runs in a subprocess (tests/one_step_training.py), so a crash inside torch (torch 2.14.1 segfaults in the
 channels-last backward of MobileOne's stem, utils/channels_last.py) fails the config it hit instead of killing
@@ -89,3 +90,7 @@ def test_config_trains_one_step_with_default_options(name: str, one_step_reports
     # the workaround keeps only MobileOne-S0's stem 1x1 branch, Conv2d(3, 48, 1, stride=2), in NCHW
     expected = ["model.0.stem.scale_branch.conv"] if name.startswith("yolo11_mobileone") else []
     assert report["nchw_convs"] == expected
+    # the default --bn-calibration found a stem BatchNorm and re-measured it on the 2 training images (one batch)
+    assert report["stem"] and set(report["stem_batches"]) == {1} and report["stem_finite"], report
+    if name.startswith("yolo11_mobileone"):  # MobileOne-S0's stem: a conv branch and a 1x1 scale branch, summed
+        assert report["stem"] == ["model.0.stem.conv_branches.0.bn", "model.0.stem.scale_branch.bn"]

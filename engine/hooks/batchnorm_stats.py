@@ -1,6 +1,6 @@
 """Re-estimates BatchNorm statistics of the EMA model on a few plain training images before it is validated and
-saved: by default the stem's only (the first BatchNorm an image reaches), on 64 images (--bn-calibration N,
---bn-calibration-scope stem|all; 0 images: off).
+saved: by default the stem's only (the BatchNorms an image reaches before its first activation), on 64 images
+(--bn-calibration N, --bn-calibration-scope stem|all; 0 images: off).
 
 Why the stem, by default: its running statistics average batches of augmented images (HSV jitter, scale, mosaic),
 and they describe plain images worse than statistics re-measured on plain ones; it is the one layer whose inputs
@@ -50,7 +50,7 @@ def recalibrate_batchnorm(
 ) -> int:
     """Replace BatchNorm layers' running mean and variance by their average over `batches` (the model's other
     layers in eval mode): every BatchNorm, or those in `only`, in which case each batch's forward pass stops
-    once they have all run (the stem's alone costs the first convolution). Returns the number of layers updated."""
+    once they have all run (the stem's alone cost its convolutions). Returns the number of layers updated."""
     tracked = [m for m in model.modules() if isinstance(m, BatchNorm) and m.track_running_stats]
     norms = tracked if only is None else [m for m in tracked if any(m is n for n in only)]
     if not norms:
@@ -84,29 +84,52 @@ def recalibrate_batchnorm(
     return len(norms)
 
 
+# The nonlinearities that end a stem: the BatchNorms that run before the first of them see the pixels through
+# convolutions only (one, or the parallel branches of a re-parameterisable block such as MobileOne's stem).
+ACTIVATIONS = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.SiLU,
+    nn.GELU,
+    nn.Hardswish,
+    nn.LeakyReLU,
+    nn.Mish,
+    nn.ELU,
+    nn.PReLU,
+    nn.Hardsigmoid,
+    nn.Sigmoid,
+)
+
+
 @torch.no_grad()
-def stem_batchnorm(model: nn.Module, imgsz: int = 64) -> nn.Module | None:
-    """The first BatchNorm an image passes through in `model` (the one right after the first convolution, which
-    sees the pixels), found by running a blank `imgsz` image; None when none runs."""
+def stem_batchnorms(model: nn.Module, imgsz: int = 64) -> list[nn.Module]:
+    """The stem's BatchNorms: those an image passes through before the first activation after them (the one after
+    the first convolution, or one per branch of a multi-branch stem), found by running a blank `imgsz` image. Only
+    the first BatchNorm when no activation module follows it (an activation applied as a function); [] when none."""
     order: list[nn.Module] = []
 
     def record(module: nn.Module, inputs: Any, output: Any) -> None:
         order.append(module)
-        raise _StopForward
 
-    norms = [m for m in model.modules() if isinstance(m, BatchNorm)]
-    handles = [m.register_forward_hook(record) for m in norms]
+    def stop_after_stem(module: nn.Module, inputs: Any, output: Any) -> None:
+        if order:
+            raise _StopForward
+
+    handles = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, BatchNorm)]
+    handles += [m.register_forward_hook(stop_after_stem) for m in model.modules() if isinstance(m, ACTIVATIONS)]
     was_training = model.training
     model.eval()  # eval: the probe must not move any running statistics
+    stopped = False
     try:
         parameter = next(model.parameters(), torch.zeros(()))
-        with contextlib.suppress(_StopForward):
-            model(torch.zeros(1, 3, imgsz, imgsz, device=parameter.device, dtype=parameter.dtype))
+        model(torch.zeros(1, 3, imgsz, imgsz, device=parameter.device, dtype=parameter.dtype))
+    except _StopForward:
+        stopped = True
     finally:
         for handle in handles:
             handle.remove()
         model.train(was_training)
-    return order[0] if order else None
+    return order if stopped else order[:1]
 
 
 def calibration_batches(trainer: Trainer, count: int) -> list[torch.Tensor]:
@@ -148,7 +171,6 @@ class BatchNormStatsHook(Hook):
         model = trainer.ema.ema if trainer.ema is not None else unwrap_model(trainer.model)
         only = None
         if o.bn_calibration_scope == "stem":
-            stem = stem_batchnorm(model, int(unwrap_model(trainer.model).stride.max()) * 2)
-            only = [stem] if stem is not None else []
+            only = stem_batchnorms(model, int(unwrap_model(trainer.model).stride.max()) * 2)
         batches = (b.to(memory_format=trainer.memory_format) for b in self.batches)
         recalibrate_batchnorm(model, batches, only=only)
