@@ -126,8 +126,8 @@ class TrainOptions:
     )
     bn_calibration_scope: str = option(
         "stem",
-        help="which BatchNorms --bn-calibration re-measures: stem (the first, after the convolution that sees the "
-        "pixels: the first convolution's cost) or all (a whole forward pass of the images per epoch)",
+        help="which BatchNorms --bn-calibration re-measures: stem (those before the first activation, which see the "
+        "pixels through convolutions only: the cost of those convolutions) or all (a whole forward pass per epoch)",
         choices=BN_CALIBRATION_SCOPES,
     )
     bn_momentum: float | None = option(
