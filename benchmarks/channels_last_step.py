@@ -1,6 +1,7 @@
 """Training-step time by memory layout: NCHW, plain channels-last, and the trainer's channels-last (which keeps the
 convolutions torch's CPU backward gets wrong in NCHW, utils/channels_last.py). The layouts take turns step by step
-in one process, so a busy machine slows them alike; reports the median of each and its ratio to NCHW.
+in one process (in a new random order each round), so a busy machine slows them alike; reports the median of each
+and its ratio to NCHW.
 
     python benchmarks/channels_last_step.py --cfg yolov5s_mobileone.yaml --imgsz 320 --batch 8 --rounds 7
 
@@ -11,7 +12,6 @@ in one process, so a busy machine slows them alike; reports the median of each a
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
+from benchmarks.suite.timing import interleaved_medians  # noqa: E402
 from losses import build_loss  # noqa: E402
 from models.detection_model import DetectionModel  # noqa: E402
 from utils.channels_last import to_channels_last  # noqa: E402
@@ -58,6 +59,16 @@ def make_step(cfg: str, layout: str, imgsz: int, batch: int, compiled: bool = Fa
     return step
 
 
+def print_step_medians(args: argparse.Namespace, medians_ms: dict[str, float], baseline: str) -> None:
+    """The run's setting, then each candidate's median step time and its ratio to `baseline`'s."""
+    threads = torch.get_num_threads()
+    print(f"{args.cfg}, batch {args.batch} at {args.imgsz} px, {threads} thread(s), torch {torch.__version__}")
+    width = max(map(len, medians_ms))
+    for name, median in medians_ms.items():
+        ratio = median / medians_ms[baseline]
+        print(f"  {name:{width}s} median {median / 1000:.3f} s/step  ({ratio:.2f} x {baseline})")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cfg", default="yolov5s_mobileone.yaml")
@@ -68,18 +79,9 @@ def main() -> int:
     args = p.parse_args()
     layouts = ["NCHW", "channels-last (trainer)"] + ([] if args.skip_plain else ["channels-last (plain)"])
     steps = {layout: make_step(args.cfg, layout, args.imgsz, args.batch) for layout in layouts}
-    for step in steps.values():
-        step()  # warm-up: allocations and oneDNN primitives
-    times: dict[str, list[float]] = {layout: [] for layout in layouts}
-    for _ in range(args.rounds):
-        for layout, step in steps.items():
-            times[layout].append(step())
-    nchw = statistics.median(times["NCHW"])
-    threads = torch.get_num_threads()
-    print(f"{args.cfg}, batch {args.batch} at {args.imgsz} px, {threads} thread(s), torch {torch.__version__}")
-    for layout, measured in times.items():
-        median = statistics.median(measured)
-        print(f"  {layout:24s} median {median:.3f} s/step  ({median / nchw:.2f} x NCHW)")
+    # one warm-up step each: allocations and oneDNN primitives
+    medians = interleaved_medians(steps, runs=args.rounds, warmup=1)
+    print_step_medians(args, medians, baseline="NCHW")
     return 0
 
 

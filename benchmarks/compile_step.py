@@ -1,7 +1,7 @@
-"""Does torch.compile make the training step faster on CPU? Times one forward + loss + backward + SGD step of the
-same model (same seed, the trainer's channels-last layout) eager and with the model's forward compiled (inductor;
-the loss stays eager), taking turns step by step in one process; reports the compile time (the first step) and
-the median of each.
+"""Does torch.compile make the training step faster on CPU? Times one forward + loss + backward + SGD step of the same
+model (same seed, the trainer's channels-last layout) eager and with the model's forward compiled (inductor; the
+loss stays eager), taking turns step by step in one process (random order each round); reports the compile time (the
+first step) and the median of each.
 
     python benchmarks/compile_step.py --cfg yolov5s_mobileone.yaml --imgsz 416 --batch 16 --rounds 3
 """
@@ -9,7 +9,6 @@ the median of each.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
@@ -17,9 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
 
-from benchmarks.channels_last_step import make_step  # noqa: E402
+from benchmarks.channels_last_step import make_step, print_step_medians  # noqa: E402
+from benchmarks.suite.timing import interleaved_medians  # noqa: E402
 
 TRAINER_LAYOUT = "channels-last (trainer)"  # the layout train.py trains in on CPU
 
@@ -36,19 +35,10 @@ def main() -> int:
         for name in ("eager", "compiled")
     }
     for name, step in steps.items():
-        first = step()  # the compiled one compiles here
-        step()  # a second warm-up: oneDNN primitives, the compiled graph's first real run
-        print(f"{name}: first step {first:.1f} s", flush=True)
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            times[name].append(step())
-    eager = statistics.median(times["eager"])
-    threads = torch.get_num_threads()
-    print(f"{args.cfg}, batch {args.batch} at {args.imgsz} px, {threads} thread(s), torch {torch.__version__}")
-    for name, measured in times.items():
-        median = statistics.median(measured)
-        print(f"  {name:9s} median {median:.3f} s/step  ({median / eager:.2f} x eager)")
+        print(f"{name}: first step {step():.1f} s", flush=True)  # the compiled one compiles here
+    # a second warm-up each: oneDNN primitives, the compiled graph's first real run
+    medians = interleaved_medians(steps, runs=args.rounds, warmup=1)
+    print_step_medians(args, medians, baseline="eager")
     return 0
 
 
