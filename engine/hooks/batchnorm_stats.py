@@ -132,13 +132,6 @@ def stem_batchnorms(model: nn.Module, imgsz: int = 64) -> list[nn.Module]:
     return order if stopped else order[:1]
 
 
-def calibration_batches(trainer: Trainer, count: int) -> list[torch.Tensor]:
-    """`count` training images evenly spaced over the training set, letterboxed to the training size as
-    validation images are, in batches of the training batch size."""
-    batches = letterboxed_batches(trainer.train_set, trainer.options.imgsz, count, trainer.batch_per_process)
-    return [b.to(trainer.device, non_blocking=True).float().div_(255) for b in batches]
-
-
 def letterboxed_batches(dataset: YoloDataset, imgsz: int, count: int, batch_size: int) -> list[torch.Tensor]:
     """`count` images of `dataset` evenly spaced over it, letterboxed to `imgsz` without augmentation, as uint8
     RGB batches of `batch_size`."""
@@ -160,17 +153,23 @@ class BatchNormStatsHook(Hook):
     main_process_only = True
 
     def __init__(self) -> None:
-        self.batches: list[torch.Tensor] | None = None  # read once, reused every epoch
+        # read once, reused every epoch; kept as uint8 (a quarter of float32's memory: 64 images at 640 px are 79 MB)
+        self.batches: list[torch.Tensor] | None = None
 
     def after_epoch(self, trainer: Trainer) -> None:
         o = trainer.options
         if o.bn_calibration <= 0 or (o.noval and trainer.epoch + 1 != o.epochs):
             return
         if self.batches is None:
-            self.batches = calibration_batches(trainer, o.bn_calibration)
+            self.batches = letterboxed_batches(
+                trainer.train_set, o.imgsz, o.bn_calibration, trainer.batch_per_process
+            )  # evenly spaced training images, letterboxed as validation images are, in training-size batches
         model = trainer.ema.ema if trainer.ema is not None else unwrap_model(trainer.model)
         only = None
         if o.bn_calibration_scope == "stem":
             only = stem_batchnorms(model, int(unwrap_model(trainer.model).stride.max()) * 2)
-        batches = (b.to(memory_format=trainer.memory_format) for b in self.batches)
+        batches = (
+            b.to(trainer.device, non_blocking=True).float().div_(255).contiguous(memory_format=trainer.memory_format)
+            for b in self.batches
+        )
         recalibrate_batchnorm(model, batches, only=only)
