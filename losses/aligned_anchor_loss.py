@@ -51,13 +51,16 @@ class AlignedAnchorLossHyp(LossHyp):
 
 def anchor_candidates(
     raw_preds: list[torch.Tensor], anchors: torch.Tensor, strides: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Flatten the head's maps into candidates.
 
-    Returns logits (B, N, 5 + nc), decoded xyxy boxes in pixels (B, N, 4) and candidate centres in pixels
-    (N, 2), N = sum over levels of anchors x h x w, in the head's own (anchor, y, x) order.
+    Returns logits (B, N, 5 + nc), decoded xyxy boxes in pixels (B, N, 4), candidate centres in pixels (N, 2)
+    and each candidate's reach (N, 4), N = sum over levels of anchors x h x w, in the head's own (anchor, y, x)
+    order. The reach is what the decoding can express: a centre less than one stride from the cell's centre on
+    each axis (the offset 2 * sigmoid - 0.5 spans the cell +- 1) and sides less than 4x the anchor's
+    ((2 * sigmoid)^2 < 4).
     """
-    logits, boxes, centres = [], [], []
+    logits, boxes, centres, reach = [], [], [], []
     for level, p in enumerate(raw_preds):
         b, na, h, w, no = p.shape
         stride = strides[level]
@@ -71,7 +74,9 @@ def anchor_candidates(
         boxes.append(torch.cat((xy - wh / 2, xy + wh / 2), -1).view(b, -1, 4))
         logits.append(p.view(b, -1, no))
         centres.append(((grid + 0.5) * stride).expand(1, na, h, w, 2).reshape(-1, 2))
-    return torch.cat(logits, 1), torch.cat(boxes, 1), torch.cat(centres)
+        largest_side = 4.0 * anchors[level].to(p.device).float().view(na, 1, 2).expand(na, h * w, 2).reshape(-1, 2)
+        reach.append(torch.cat((stride.float().expand(na * h * w, 2), largest_side), -1))
+    return torch.cat(logits, 1), torch.cat(boxes, 1), torch.cat(centres), torch.cat(reach)
 
 
 @register_loss
@@ -79,6 +84,9 @@ class AlignedAnchorLoss(DetectionLoss):
     """Task-aligned loss of the anchor-based head (the default). Items: ("box", "obj", "cls").
 
     `imgsz` is accepted for the registry's common signature and unused: no gain depends on the image size.
+    `reachable_only` limits each box's candidates to those whose decoding can express it (centre within one stride,
+    sides under 4x the anchor): about a third of the positives otherwise lie beyond that, yet limiting them did not
+    make yolov5n learn faster on the trees data (benchmarks/results/anchor_convergence.md, item 9), so it is off.
     """
 
     names = ("box", "obj", "cls")
@@ -94,6 +102,7 @@ class AlignedAnchorLoss(DetectionLoss):
         topk: int | None = None,
         alpha: float = 0.5,
         beta: float = 6.0,
+        reachable_only: bool = False,
     ) -> None:
         if not isinstance(head, AnchorDetect):
             raise TypeError(f"AlignedAnchorLoss needs an AnchorDetect head, got {type(head).__name__}")
@@ -103,6 +112,7 @@ class AlignedAnchorLoss(DetectionLoss):
         self.cls_positive, self.cls_negative = smooth_bce_targets(self.hyp.label_smoothing)
         topk = TOPK_PER_ANCHOR * self.na if topk is None else topk
         self.assigner = TaskAlignedAssigner(self.nc, topk, alpha, beta, head.stride.tolist())
+        self.reachable_only = reachable_only
 
     def __call__(self, raw_preds: list[torch.Tensor], targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         first = check_anchor_maps(raw_preds, self.nl, self.na, self.nc)
@@ -110,14 +120,16 @@ class AlignedAnchorLoss(DetectionLoss):
         batch_size = first.shape[0]
         targets = check_targets(targets, batch_size, self.nc).to(device)
         strides = self.head.stride.to(device)
-        logits, boxes, centres = anchor_candidates(raw_preds, self.head.anchors.to(device), strides)
+        logits, boxes, centres, reach = anchor_candidates(raw_preds, self.head.anchors.to(device), strides)
         obj_logits, cls_logits = logits[..., 4], logits[..., 5:]
 
         image_hw = torch.tensor(first.shape[2:4], device=device, dtype=torch.float32) * strides[0]
         gt_labels, gt_boxes, gt_mask = targets_per_image(targets, batch_size, image_hw.flip(0))
         with torch.no_grad():  # the score inference ranks by
             scores = obj_logits.sigmoid()[..., None] * (cls_logits.sigmoid() if self.nc > 1 else 1.0)
-        assigned = self.assigner(scores, boxes.detach(), centres, gt_labels, gt_boxes, gt_mask)
+        assigned = self.assigner(
+            scores, boxes.detach(), centres, gt_labels, gt_boxes, gt_mask, reach if self.reachable_only else None
+        )
         soft = assigned.scores.sum(-1)  # (B, N) the candidate's target quality, 0 on background
         normaliser = soft.sum().clamp(min=1)
 

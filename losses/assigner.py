@@ -1,9 +1,10 @@
 """Task-aligned assignment (TOOD, arXiv 2108.07755) for the anchor-free head.
 
 For every ground-truth box, the candidate points are the cell centres strictly inside it (boxes with a side
-shorter than the second level's stride are widened to it first, so small objects still get candidates). Each
-candidate scores t = s^alpha * u^beta, s the predicted probability of the box's class and u the CIoU (>= 0)
-between the predicted and the ground-truth box. The `topk` best candidates of every box become its positives.
+shorter than the second level's stride are widened to it first, so small objects still get candidates); a caller
+whose head cannot decode every box around its points (the anchor head) may pass each point's `reach`, and pairs
+beyond it are no candidates. Each candidate scores t = s^alpha * u^beta, s the predicted probability of the box's
+class and u the CIoU (>= 0) between the predicted and the ground-truth box. The `topk` best candidates of every box become its positives.
 A point claimed by several boxes goes to the one it overlaps most. Positives get the box's class as target,
 weighted by t normalised per box so that its best point's score equals the box's best IoU.
 """
@@ -57,6 +58,7 @@ class TaskAlignedAssigner:
         gt_labels: torch.Tensor,
         gt_boxes: torch.Tensor,
         gt_mask: torch.Tensor,
+        reach: torch.Tensor | None = None,
     ) -> Assignment:
         """Assign.
 
@@ -67,6 +69,9 @@ class TaskAlignedAssigner:
             gt_labels: (B, G, 1) classes, padded.
             gt_boxes: (B, G, 4) xyxy in pixels, padded.
             gt_mask: (B, G, 1) True for real boxes, False for padding.
+            reach: (N, 4) per point, the farthest a box's centre may lie from the point on x and on y and the
+                largest width and height the head can predict there (both exclusive), or None: any box around the
+                point (the anchor-free head's distances reach every box that contains its point).
 
         Works on the (box, point) candidate pairs only, never on dense (B, G, N) tensors: a box covers a small
         share of the points, so this is many times less work than the dense formulation
@@ -84,7 +89,7 @@ class TaskAlignedAssigner:
         )
         if num_gt == 0:
             return result
-        b, g, n = self.candidate_pairs(points, gt_boxes, gt_mask.bool().view(batch, num_gt, 1))
+        b, g, n = self.candidate_pairs(points, gt_boxes, gt_mask.bool().view(batch, num_gt, 1), reach)
         if b.numel() == 0:
             return result
         box_id, point_id = b * num_gt + g, b * num_points + n
@@ -109,10 +114,11 @@ class TaskAlignedAssigner:
         return result
 
     def candidate_pairs(
-        self, points: torch.Tensor, gt_boxes: torch.Tensor, gt_mask: torch.Tensor
+        self, points: torch.Tensor, gt_boxes: torch.Tensor, gt_mask: torch.Tensor, reach: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every (image b, box g, point n) with the point strictly inside the real box g, the box's small sides
-        widened to `min_side` first. Three (P,) long tensors, grouped by box (b, g) in increasing order.
+        widened to `min_side` first, and the box within the point's `reach` (see __call__) when one is given.
+        Three (P,) long tensors, grouped by box (b, g) in increasing order.
 
         Enumerated without a dense (B, G, N) mask: the inside test runs per distinct x and per distinct y
         coordinate (a grid has few), where it holds on one run of neighbouring values; with the points sorted by
@@ -141,7 +147,19 @@ class TaskAlignedAssigner:
         end = torch.searchsorted(sorted_cell, row_cell + x_count[box_of_row])
         row_of_pair, position = self.expand_runs(start, end - start)
         box = box_of_row[row_of_pair]
-        return box // num_gt, box % num_gt, order[position]
+        b, g, n = box // num_gt, box % num_gt, order[position]
+        if reach is None:
+            return b, g, n
+        keep = self.within_reach(gt_boxes.reshape(-1, 4).index_select(0, box).float(), points[n], reach[n])
+        return b[keep], g[keep], n[keep]  # a subset keeps the grouping by box
+
+    @staticmethod
+    def within_reach(gt_boxes: torch.Tensor, points: torch.Tensor, reach: torch.Tensor) -> torch.Tensor:
+        """(P,) bool: box i (xyxy) is one the head can predict at point i: its centre nearer than reach[i, :2] on
+        each axis and its sides shorter than reach[i, 2:]."""
+        offset = ((gt_boxes[:, :2] + gt_boxes[:, 2:]) / 2 - points).abs()
+        size = gt_boxes[:, 2:] - gt_boxes[:, :2]
+        return ((offset < reach[:, :2]) & (size < reach[:, 2:])).all(-1)
 
     @staticmethod
     def expand_runs(first: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

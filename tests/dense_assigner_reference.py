@@ -39,6 +39,7 @@ class DenseTaskAlignedAssigner:
         gt_labels: torch.Tensor,
         gt_boxes: torch.Tensor,
         gt_mask: torch.Tensor,
+        reach: torch.Tensor | None = None,
     ) -> Assignment:
         """Assign.
 
@@ -49,6 +50,7 @@ class DenseTaskAlignedAssigner:
             gt_labels: (B, G, 1) classes, padded.
             gt_boxes: (B, G, 4) xyxy in pixels, padded.
             gt_mask: (B, G, 1) True for real boxes, False for padding.
+            reach: (N, 4) the farthest centre offset (x, y) and largest size (w, h) each point can predict, or None.
         """
         batch, num_points, _ = pred_scores.shape
         num_gt = gt_boxes.shape[1]
@@ -62,7 +64,7 @@ class DenseTaskAlignedAssigner:
                 torch.zeros(batch, num_points, dtype=torch.long, device=device),
             )
         gt_mask = gt_mask.bool().view(batch, num_gt, 1)
-        inside = self.points_in_boxes(points, gt_boxes) & gt_mask  # (B, G, N)
+        inside = self.points_in_boxes(points, gt_boxes, reach) & gt_mask  # (B, G, N)
         align, overlaps = self.alignment(pred_scores, pred_boxes, gt_labels, gt_boxes, inside)
         positive = self.top_candidates(align) & inside  # (B, G, N)
         positive = self.resolve_conflicts(positive, overlaps)
@@ -87,14 +89,22 @@ class DenseTaskAlignedAssigner:
         gt_index *= foreground
         return Assignment(labels, boxes, scores, foreground, gt_index)
 
-    def points_in_boxes(self, points: torch.Tensor, gt_boxes: torch.Tensor) -> torch.Tensor:
-        """(B, G, N): the point lies strictly inside the box, small sides widened to `min_side` first."""
+    def points_in_boxes(
+        self, points: torch.Tensor, gt_boxes: torch.Tensor, reach: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, G, N): the point lies strictly inside the box, small sides widened to `min_side` first, and the box
+        is within the point's reach (centre offset and size below it on both axes) when one is given."""
         centre = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2
-        size = (gt_boxes[..., 2:] - gt_boxes[..., :2]).clamp(min=self.min_side)
+        true_size = gt_boxes[..., 2:] - gt_boxes[..., :2]
+        size = true_size.clamp(min=self.min_side)
         top_left = (centre - size / 2).unsqueeze(2)  # (B, G, 1, 2)
         bottom_right = (centre + size / 2).unsqueeze(2)
         margins = torch.cat((points - top_left, bottom_right - points), -1)  # (B, G, N, 4)
-        return margins.amin(-1) > self.eps
+        inside = margins.amin(-1) > self.eps
+        if reach is None:
+            return inside
+        offset = (centre.unsqueeze(2) - points).abs()  # (B, G, N, 2)
+        return inside & (offset < reach[:, :2]).all(-1) & (true_size.unsqueeze(2) < reach[:, 2:]).all(-1)
 
     def alignment(
         self,

@@ -101,6 +101,22 @@ def test_tiny_box_is_widened_to_find_a_point() -> None:
     assert foreground_points(result) == {(12.0, 12.0), (20.0, 12.0), (12.0, 20.0), (20.0, 20.0)}
 
 
+def test_reach_limits_the_candidates_by_centre_offset_and_size() -> None:
+    # Box centred at (32, 32), 40 px wide: the points strictly inside it are x, y in 20, 28, 36, 44. A reach of 8 px
+    # leaves those nearer than 8 px to (32, 32) on both axes: 28 and 36. Exclusive: a reach of 4 px leaves none.
+    box = [12.0, 12.0, 52.0, 52.0]
+    boxes = torch.tensor([box], dtype=torch.float32).view(1, 1, 4)
+    mask = torch.ones(1, 1, 1, dtype=torch.bool)
+    assigner = TaskAlignedAssigner(NC, topk=64)
+    near = torch.tensor([[8.0, 8.0, 100.0, 100.0]]).repeat(64, 1)
+    _, _, n = assigner.candidate_pairs(POINTS, boxes, mask, near)
+    assert {tuple(POINTS[i].tolist()) for i in n.tolist()} == {(28, 28), (36, 28), (28, 36), (36, 36)}
+    assert assigner.candidate_pairs(POINTS, boxes, mask, near.clone().fill_(4.0))[2].numel() == 0
+    assert len(assigner.candidate_pairs(POINTS, boxes, mask)[2]) == 16  # unlimited: the 4 x 4 points inside
+    too_small = torch.tensor([[100.0, 100.0, 40.0, 100.0]]).repeat(64, 1)  # width must stay below 40: 40 is not
+    assert assigner.candidate_pairs(POINTS, boxes, mask, too_small)[2].numel() == 0
+
+
 def test_padding_and_empty_images_get_no_assignment() -> None:
     gt = [0.0, 0.0, 64.0, 64.0]
     result = assign([gt], [0], boxes_everywhere(gt), uniform_scores(), mask=[False])
@@ -164,14 +180,26 @@ def random_case(seed: int, batch: int, num_gt: int, per_cell: int = 1, height: i
     return scores, pred, points, labels, gt, mask
 
 
+def random_reach(seed: int, points: torch.Tensor) -> torch.Tensor:
+    """(N, 4) per-point limits on a box's centre offset (4-24 px) and size (10-60 px): some boxes reachable,
+    some not."""
+    gen = torch.Generator().manual_seed(seed + 100)
+    offset = torch.empty(len(points), 2).uniform_(4, 24, generator=gen)
+    return torch.cat((offset, torch.empty(len(points), 2).uniform_(10, 60, generator=gen)), -1)
+
+
 @pytest.mark.parametrize(
     ("seed", "batch", "num_gt", "per_cell"), [(0, 1, 1, 1), (1, 2, 5, 3), (2, 3, 12, 1), (3, 4, 30, 3)]
 )
-def test_candidate_pairs_are_the_dense_inside_test(seed: int, batch: int, num_gt: int, per_cell: int) -> None:
+@pytest.mark.parametrize("limited", [False, True])
+def test_candidate_pairs_are_the_dense_inside_test(
+    seed: int, batch: int, num_gt: int, per_cell: int, limited: bool
+) -> None:
     _, _, points, _, gt, mask = random_case(seed, batch, num_gt, per_cell)
+    reach = random_reach(seed, points) if limited else None
     assigner = TaskAlignedAssigner(NC)
-    dense = (DenseTaskAlignedAssigner(NC).points_in_boxes(points, gt) & mask).nonzero()
-    b, g, n = assigner.candidate_pairs(points, gt, mask)
+    dense = (DenseTaskAlignedAssigner(NC).points_in_boxes(points, gt, reach) & mask).nonzero()
+    b, g, n = assigner.candidate_pairs(points, gt, mask, reach)
     assert len(dense) > 0 or num_gt == 1
     pairs = torch.stack((b, g, n), 1)
     assert torch.equal(pairs[torch.argsort(pairs @ torch.tensor([10**8, 10**5, 1]))], dense)
@@ -182,10 +210,14 @@ def test_candidate_pairs_are_the_dense_inside_test(seed: int, batch: int, num_gt
     ("seed", "batch", "num_gt", "topk", "per_cell"),
     [(0, 1, 3, 10, 1), (1, 2, 8, 10, 1), (2, 4, 20, 4, 1), (3, 3, 15, 10, 3)],
 )
-def test_assignment_matches_the_dense_reference(seed: int, batch: int, num_gt: int, topk: int, per_cell: int) -> None:
+@pytest.mark.parametrize("limited", [False, True])
+def test_assignment_matches_the_dense_reference(
+    seed: int, batch: int, num_gt: int, topk: int, per_cell: int, limited: bool
+) -> None:
     inputs = random_case(seed, batch, num_gt, per_cell)
-    new = TaskAlignedAssigner(3, topk=topk)(*inputs)
-    old = DenseTaskAlignedAssigner(3, topk=topk)(*inputs)
+    reach = random_reach(seed, inputs[2]) if limited else None
+    new = TaskAlignedAssigner(3, topk=topk)(*inputs, reach)
+    old = DenseTaskAlignedAssigner(3, topk=topk)(*inputs, reach)
     torch.testing.assert_close(new.scores, old.scores, rtol=0, atol=1e-6)
     scored = old.scores.sum(-1) > 0
     assert scored.sum() >= 2 * batch  # the comparison covers real assignments
@@ -248,3 +280,46 @@ def test_losses_and_gradients_match_the_dense_reference(loss_name: str, seed: in
     torch.testing.assert_close(items_new, items_old, rtol=1e-6, atol=1e-6)
     for new, old in zip(grads_new, grads_old):
         torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-6)
+
+
+def decoding_geometry(head: AnchorDetect, maps: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """Each candidate's cell centre, anchor size and stride, (N, 2) each, read off the head's own decoding: zero
+    logits decode to the centre and the anchor, a saturated offset logit to one stride further."""
+    zeros = [torch.zeros_like(m[:1]) for m in maps]
+    plain = head.decode(zeros)[0]
+    shifted = head.decode([z.index_fill(-1, torch.tensor([0, 1]), 30.0) for z in zeros])[0]
+    return plain[:, :2], plain[:, 2:4], shifted[:, :2] - plain[:, :2]
+
+
+@pytest.mark.parametrize("reachable_only", [True, False])
+def test_aligned_anchor_positives_are_boxes_the_head_can_decode(reachable_only: bool) -> None:
+    """With `reachable_only` every positive's box is one the head's decoding can output at that candidate: the
+    sigmoids that would give it lie strictly inside (0, 1), and setting them reproduces the box. Without it (the
+    default) the assigner also picks candidates whose cell lies too far from the box's centre."""
+    anchors = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
+    head = AnchorDetect(3, anchors, [8, 8, 8], [8, 16, 32])
+    hyp = {"box": 7.5, "obj": 1.0, "cls": 0.5, "label_smoothing": 0.0}
+    loss = AlignedAnchorLoss(head, hyp, reachable_only=reachable_only)
+    recorded = []
+    assigner = loss.assigner
+    loss.assigner = lambda *args: recorded.append(assigner(*args)) or recorded[-1]
+    maps = raw_outputs("anchor", 3, 4, 3)
+    loss(maps, random_targets(3, 4, 25))
+    centre, anchor, stride = decoding_geometry(head, maps)
+    result = recorded[0]
+    b, n = result.foreground.nonzero(as_tuple=True)
+    assert len(n) > 50
+    gt = result.boxes[b, n]
+    xy, wh = (gt[:, :2] + gt[:, 2:]) / 2, gt[:, 2:] - gt[:, :2]
+    needed = torch.cat((((xy - centre[n]) / stride[n] + 1) / 2, (wh / anchor[n]).sqrt() / 2), -1)
+    inside = ((needed > 0) & (needed < 1)).all(-1)
+    if not reachable_only:
+        assert not inside.all()
+        return
+    assert inside.all()
+    logits = [torch.zeros_like(m) for m in maps]
+    flat = torch.cat([m.reshape(m.shape[0], -1, m.shape[-1]) for m in logits], 1)
+    flat[b, n, :4] = torch.logit(needed.double()).float()
+    sizes = [m[0].numel() // m.shape[-1] for m in logits]
+    decoded = head.decode([part.view_as(m) for part, m in zip(flat.split(sizes, 1), logits)])
+    torch.testing.assert_close(decoded[b, n, :4], torch.cat((xy, wh), -1), rtol=1e-3, atol=1e-2)
