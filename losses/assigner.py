@@ -4,9 +4,9 @@ For every ground-truth box, the candidate points are the cell centres strictly i
 shorter than the second level's stride are widened to it first, so small objects still get candidates); a caller
 whose head cannot decode every box around its points (the anchor head) may pass each point's `reach`, and pairs
 beyond it are no candidates. Each candidate scores t = s^alpha * u^beta, s the predicted probability of the box's
-class and u the CIoU (>= 0) between the predicted and the ground-truth box. The `topk` best candidates of every box become its positives.
-A point claimed by several boxes goes to the one it overlaps most. Positives get the box's class as target,
-weighted by t normalised per box so that its best point's score equals the box's best IoU.
+class and u the CIoU (>= 0) between the predicted and the ground-truth box. The `topk` best candidates of every
+box become its positives. A point claimed by several boxes goes to the one it overlaps most. Positives get the
+box's class as target, weighted by t normalised per box so that its best point's score equals the box's best IoU.
 """
 
 from __future__ import annotations
