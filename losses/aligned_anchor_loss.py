@@ -57,7 +57,7 @@ def anchor_candidates(
     Returns logits (B, N, 5 + nc), decoded xyxy boxes in pixels (B, N, 4), candidate centres in pixels (N, 2)
     and each candidate's reach (N, 4), N = sum over levels of anchors x h x w, in the head's own (anchor, y, x)
     order. The reach is what the decoding can express: a centre less than one stride from the cell's centre on
-    each axis (the offset 2 * sigmoid - 0.5 spans the cell +- 1) and sides less than 4x the anchor's
+    each axis (2 * sigmoid - 0.5 cells from the cell's corner) and sides less than 4x the anchor's
     ((2 * sigmoid)^2 < 4).
     """
     logits, boxes, centres, reach = [], [], [], []
