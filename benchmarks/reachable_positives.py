@@ -9,7 +9,7 @@ whose sides are under 4x the anchor's. The task-aligned assigner picks any candi
     python benchmarks/reachable_positives.py train --cfg yolov5n.yaml ...
         train.py with `--loss ReachableAlignedAnchorLoss` added: the default loss, candidates limited to the reach
 
-The loss is registered in this process only.
+The loss is registered in this process only, by `train`.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from models.checkpoint_model import model_from_checkpoint  # noqa: E402
 from models.heads.anchor_detect import AnchorDetect  # noqa: E402
 
 
-@register_loss
 class ReachableAlignedAnchorLoss(AlignedAnchorLoss):
-    """AlignedAnchorLoss with each box's candidates limited to those whose decoding can express it."""
+    """AlignedAnchorLoss with each box's candidates limited to those whose decoding can express it (registered by
+    the `train` command only, so importing this module leaves the loss registry as it was)."""
 
     def __init__(self, head: AnchorDetect, hyp: Mapping[str, Any], imgsz: int | None = None) -> None:
         super().__init__(head, hyp, imgsz, reachable_only=True)
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["train"]:
         from train import main as train
 
+        register_loss(ReachableAlignedAnchorLoss)  # a second call with the same class is allowed
         return train([*argv[1:], "--loss", ReachableAlignedAnchorLoss.__name__])
     if argv[:1] != ["share"]:
         print(__doc__)
