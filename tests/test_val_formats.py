@@ -101,6 +101,7 @@ def format_case(head: str, nc: int, root: Path) -> FormatCase:
             cache="ram",
             noval=True,
             noplots=True,
+            nosave=True,  # checkpoints once, at the end: writing them every one-step epoch took a fifth of the run
             bn_momentum=0.3,
             project=str(work),
         )
